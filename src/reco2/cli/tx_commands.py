@@ -1,0 +1,194 @@
+"""`reco2 tx ...`: build, sign and submit one transaction of each kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reco2 import factors
+from reco2.cli.common import DataDir, KeyOption, NodeUrl, fail, send
+from reco2.ledger import tx
+from reco2.ledger.types import GridContract, Purpose, Role, SchemeEnrollment, Source
+
+app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")]
+
+
+def _hex32(value: str, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        fail(f"{what} must be hex")
+    if len(raw) != 32:
+        fail(f"{what} must be 32 bytes")
+    return raw
+
+
+@app.command("register-participant")
+def register_participant(
+    participant_id: str,
+    public_key: Annotated[str, typer.Option(help="Ed25519 public key, hex.")],
+    role: Annotated[list[Role], typer.Option(help="Role (repeat for several).")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    hidden: Annotated[bool, typer.Option(help="Show the name as undisclosed in public.")] = False,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Admit a participant (signed by the registry authority)."""
+    action = tx.RegisterParticipant(
+        participant_id, _hex32(public_key, "public key"), list(role), name, not hidden
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("register-device")
+def register_device(
+    device_id: str,
+    owner: Annotated[str, typer.Option()],
+    aggregator: Annotated[str, typer.Option()],
+    source: Annotated[Source, typer.Option()],
+    capacity_w: Annotated[int, typer.Option(help="Rated capacity [W].")],
+    prefecture: Annotated[str, typer.Option(help="JIS X 0401 code, e.g. 13.")],
+    municipality: Annotated[str, typer.Option(help="Six-digit code with check digit, e.g. 131202.")],
+    latitude_e2: Annotated[int, typer.Option(help="Latitude [0.01 degree].")],
+    longitude_e2: Annotated[int, typer.Option(help="Longitude [0.01 degree].")],
+    commissioned_on: Annotated[str, typer.Option(help="YYYY-MM-DD (JST).")],
+    meter_public_key: Annotated[str, typer.Option(help="The meter's Ed25519 key, hex.")],
+    grid_contract: Annotated[GridContract, typer.Option()] = GridContract.none,
+    utility: Annotated[str, typer.Option(help="Retail utility registration number.")] = "",
+    scheme: Annotated[
+        list[str] | None,
+        typer.Option(help="Other scheme enrolment NAME:START_S:END_S (repeatable)."),
+    ] = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Register a device (signed by its owner or its aggregator); it waits for approval."""
+    schemes = []
+    for item in scheme or []:
+        try:
+            name, start, end = item.rsplit(":", 2)
+            schemes.append(SchemeEnrollment(name, int(start), int(end)))
+        except ValueError:
+            fail(f"scheme {item!r} is not NAME:START_S:END_S")
+    action = tx.RegisterDevice(
+        device_id, owner, aggregator, source, capacity_w, prefecture, municipality,
+        latitude_e2, longitude_e2, commissioned_on, grid_contract, utility, schemes,
+        _hex32(meter_public_key, "meter public key"),
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("approve-device")
+def approve_device(
+    device_id: str, data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Approve a pending device (registry authority)."""
+    send(data_dir, node, key, tx.ApproveDevice(device_id), as_json)
+
+
+@app.command("deactivate-device")
+def deactivate_device(
+    device_id: str, reason: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Deactivate a device (authority or owner)."""
+    send(data_dir, node, key, tx.DeactivateDevice(device_id, reason), as_json)
+
+
+@app.command("publish-factors")
+def publish_factors(
+    table: Annotated[Path | None, typer.Option(help="A table JSON (default: the shipped one).")] = None,
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Publish an emission-factor table version (registry authority)."""
+    loaded = json.loads(table.read_text("utf-8")) if table else None
+    send(data_dir, node, key, factors.publish_action(loaded), as_json)
+
+
+@app.command("issue")
+def issue(
+    batch_id: str,
+    device: Annotated[str, typer.Option()],
+    period_start_s: Annotated[int, typer.Option(help="[UTC s], on the 30-minute grid.")],
+    period_end_s: Annotated[int, typer.Option(help="[UTC s], exclusive.")],
+    self_consumed_wh: Annotated[int, typer.Option()],
+    measured_intervals: Annotated[int, typer.Option()],
+    readings_root: Annotated[str, typer.Option(help="Merkle root of the readings, hex.")],
+    factor_version: Annotated[str, typer.Option()],
+    estimated_intervals: Annotated[int, typer.Option()] = 0,
+    estimated_wh: Annotated[int, typer.Option()] = 0,
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Issue a value batch for a device's period (the device's aggregator)."""
+    action = tx.IssueValue(
+        batch_id, device, period_start_s, period_end_s, self_consumed_wh, measured_intervals,
+        estimated_intervals, estimated_wh, _hex32(readings_root, "readings root"), factor_version,
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("transfer")
+def transfer(
+    batch_id: str,
+    to: Annotated[str, typer.Option(help="Recipient participant id.")],
+    quantity_g: Annotated[int, typer.Option(help="[g-CO2]")],
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Transfer tradable value of a batch."""
+    send(data_dir, node, key, tx.TransferValue(batch_id, to, quantity_g), as_json)
+
+
+@app.command("retire")
+def retire(
+    retirement_id: str,
+    batch: Annotated[str, typer.Option()],
+    quantity_g: Annotated[int, typer.Option(help="[g-CO2]")],
+    beneficiary: Annotated[str, typer.Option()],
+    purpose: Annotated[Purpose, typer.Option()],
+    claimed_period: Annotated[str, typer.Option(help="e.g. FY2025")] = "",
+    note: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Retire value for a claim (償却); it never moves again."""
+    action = tx.RetireValue(
+        retirement_id, batch, quantity_g, beneficiary, purpose, claimed_period, note
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("deposit")
+def deposit(
+    account: str,
+    amount_sen: Annotated[int, typer.Option(help="[sen] (1 yen = 100 sen)")],
+    reference: Annotated[str, typer.Option(help="The agent's payment id (used once).")],
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Credit a yen deposit (settlement agent)."""
+    send(data_dir, node, key, tx.DepositYen(account, amount_sen, reference), as_json)
+
+
+@app.command("withdraw")
+def withdraw(
+    amount_sen: Annotated[int, typer.Option(help="[sen]")],
+    agent: Annotated[str, typer.Option(help="Settlement agent that pays out.")],
+    reference: Annotated[str, typer.Option()],
+    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Withdraw available yen through a settlement agent (the account holder signs)."""
+    send(data_dir, node, key, tx.WithdrawYen(amount_sen, agent, reference), as_json)

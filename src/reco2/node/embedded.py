@@ -1,0 +1,321 @@
+"""The embedded node: a sequencer that cuts blocks every N ms or M transactions, drives the
+ledger application through its ABCI-shaped calls and commits each block to SQLite.
+
+Durability: a transaction's receipt is given only after its block is committed to disk (WAL,
+synchronous=FULL), so an acknowledged transaction survives a kill -9 at any moment. On start
+the node loads the committed state and refuses to run unless its root equals the stored root
+of the last block (``reco2 audit`` replays from genesis for the full check).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from reco2.ledger import block, tx
+from reco2.ledger.app import Application, CheckTxResult, QueryResult
+from reco2.ledger.block import BlockHeader, TxResult
+from reco2.ledger.genesis import Genesis, genesis_hash, to_json
+from reco2.ledger.outcome import Outcome
+from reco2.node.store import BlockWrite, Store
+
+LOCK_FILE = "node.lock"
+
+
+class NodeError(RuntimeError):
+    """The node cannot start or go on (corrupt storage, a second node on the same data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What happened to a submitted transaction."""
+
+    tx_hash: bytes
+    code: str
+    height: int | None = None  # None: refused at the door, never in a block
+    index: int | None = None
+    events: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.code == Outcome.ok.value
+
+
+def create_chain(data_dir: Path, genesis: Genesis) -> bytes:
+    """Write genesis and block 0 into a new data directory; returns block 0's hash."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(data_dir)
+    try:
+        if store.last_height() is not None:
+            raise NodeError(f"{data_dir} already holds a chain")
+        app = Application(genesis)
+        changes = dict(app.state.encoded_items())
+        header = BlockHeader(
+            chain_id=genesis.chain_id,
+            height=0,
+            time_ns=genesis.genesis_time_ns,
+            prev_hash=genesis_hash(genesis),
+            tx_count=0,
+            tx_root=block.tx_root([]),
+            results_root=block.results_root([]),
+            state_root=app.state_root(),
+        )
+        block_hash = block.header_hash(header)
+        store.write_genesis(
+            to_json(genesis),
+            BlockWrite(0, block_hash, block.encode_header(header), [], changes, []),
+        )
+        return block_hash
+    finally:
+        store.close()
+
+
+@dataclass(slots=True)
+class _Pending:
+    raw: bytes
+    hash: bytes
+    signer: str
+    future: Future[Receipt]
+
+
+class Node:
+    """One process, one writer. ``submit`` may be called from many threads."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        block_interval_ms: int = 20,
+        max_block_txs: int = 2_000,
+        clock_ns: Callable[[], int] = time.time_ns,
+        verify_threads: int = 2,
+    ) -> None:
+        self.data_dir = data_dir
+        self.block_interval_ms = block_interval_ms
+        self.max_block_txs = max_block_txs
+        self._clock_ns = clock_ns
+        self._lock_fd = os.open(data_dir / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            raise NodeError(f"another node is running on {data_dir}") from exc
+        self.store = Store(data_dir)
+        self.genesis = self.store.genesis()
+        last = self.store.last_height()
+        if last is None:
+            raise NodeError(f"{data_dir} has no blocks: run `reco2 init` first")
+        stored_hash, header_bytes = self._header(last)
+        header = block.decode_header(header_bytes)
+        self.app = Application(self.genesis, self.store.state_items(), height=last)
+        if self.app.state_root() != header.state_root:
+            raise NodeError(
+                f"stored state does not match block {last}'s state root: "
+                "the data directory is damaged (run `reco2 audit`)"
+            )
+        self.last_hash = stored_hash
+        self.last_time_ns = header.time_ns
+        self._app_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._mempool: list[_Pending] = []
+        self._pending_nonce: dict[str, int] = {}
+        self._verified: set[bytes] = set()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._verifier = ThreadPoolExecutor(max(1, verify_threads), "verify")
+        self._block_listeners: list[Callable[[int], None]] = []
+
+    def _header(self, height: int) -> tuple[bytes, bytes]:
+        found = self.store.header(height)
+        if found is None:
+            raise NodeError(f"block {height} is missing")
+        return found
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def start(self) -> Node:
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="sequencer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        self._verifier.shutdown()
+        self.store.close()
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> Node:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def on_block(self, listener: Callable[[int], None]) -> None:
+        self._block_listeners.append(listener)
+
+    # ---- submission -------------------------------------------------------------------
+    def submit(self, raw: bytes) -> Future[Receipt]:
+        """Check a transaction and queue it; the future resolves when its block is on disk."""
+        decoded = tx.decode(raw, self.app.max_tx_bytes)
+        if isinstance(decoded, Outcome):
+            return _done(Receipt(tx.tx_hash(raw), decoded.value))
+        if not tx.verify_signature(decoded.envelope):
+            return _done(Receipt(decoded.hash, Outcome.bad_signature.value))
+        return self._admit(decoded)
+
+    def submit_many(self, raws: Sequence[bytes]) -> list[Future[Receipt]]:
+        """Submit many transactions, verifying their signatures on the verifier threads."""
+        chunk = 256
+        parts = [raws[i : i + chunk] for i in range(0, len(raws), chunk)]
+        futures: list[Future[Receipt]] = []
+        for part_result in self._verifier.map(_decode_and_verify(self.app.max_tx_bytes), parts):
+            for raw, decoded in part_result:
+                if isinstance(decoded, tx.DecodedTx):
+                    futures.append(self._admit(decoded))
+                else:
+                    futures.append(_done(Receipt(tx.tx_hash(raw), decoded.value)))
+        return futures
+
+    def _admit(self, decoded: tx.DecodedTx) -> Future[Receipt]:
+        with self._app_lock:
+            checked: CheckTxResult = self.app.check_decoded(decoded, verify=False)
+            if checked.outcome is not Outcome.ok:
+                return _done(Receipt(decoded.hash, checked.outcome.value))
+            signer = decoded.body.signer
+            participant = self.app.state.participant(signer)
+            assert participant is not None
+            expected = self._pending_nonce.get(signer, participant.next_nonce)
+            if decoded.body.nonce < expected:
+                return _done(Receipt(decoded.hash, Outcome.nonce_reused.value))
+            if decoded.body.nonce > expected:
+                return _done(Receipt(decoded.hash, Outcome.nonce_too_high.value))
+            self._pending_nonce[signer] = expected + 1
+            future: Future[Receipt] = Future()
+            with self._cond:
+                self._mempool.append(_Pending(decoded.raw, decoded.hash, signer, future))
+                self._verified.add(decoded.hash)
+                if len(self._mempool) >= self.max_block_txs:
+                    self._cond.notify_all()
+            return future
+
+    def next_nonce(self, participant_id: str) -> int:
+        """The nonce a new transaction of this participant should carry (pending included)."""
+        with self._app_lock:
+            participant = self.app.state.participant(participant_id)
+            if participant is None:
+                raise KeyError(participant_id)
+            return self._pending_nonce.get(participant_id, participant.next_nonce)
+
+    # ---- the sequencer ----------------------------------------------------------------
+    def _run(self) -> None:
+        interval_s = self.block_interval_ms / 1_000
+        while True:
+            with self._cond:
+                if self._running and len(self._mempool) < self.max_block_txs:
+                    self._cond.wait(interval_s)
+                if not self._mempool:
+                    if not self._running:
+                        return
+                    continue
+                batch = self._mempool[: self.max_block_txs]
+                del self._mempool[: self.max_block_txs]
+                verified = self._verified
+                self._verified = set()
+            try:
+                self._commit_block(batch, verified)
+            except BaseException as exc:  # storage failure: stop taking work, fail loudly
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                self._running = False
+                raise
+
+    def _commit_block(self, batch: list[_Pending], verified: set[bytes]) -> None:
+        height = self.app.height + 1
+        time_ns = max(self._clock_ns(), self.last_time_ns + 1)
+        raws = [p.raw for p in batch]
+        with self._app_lock:
+            finalized = self.app.finalize_block(raws, height, time_ns, verified)
+        encoded = [block.encode_result(r) for r in finalized.results]
+        header = BlockHeader(
+            chain_id=self.app.chain_id,
+            height=height,
+            time_ns=time_ns,
+            prev_hash=self.last_hash,
+            tx_count=len(batch),
+            tx_root=block.tx_root([p.hash for p in batch]),
+            results_root=block.results_root(encoded),
+            state_root=finalized.app_hash,
+        )
+        block_hash = block.header_hash(header)
+        events = [(tag, i) for i, r in enumerate(finalized.results) for tag in r.events]
+        self.store.write_block(
+            BlockWrite(
+                height,
+                block_hash,
+                block.encode_header(header),
+                [(p.hash, p.raw, e) for p, e in zip(batch, encoded, strict=True)],
+                finalized.changes,
+                events,
+            )
+        )
+        with self._app_lock:
+            self.app.commit()
+            self.last_hash = block_hash
+            self.last_time_ns = time_ns
+            for signer in sorted({p.signer for p in batch}):
+                participant = self.app.state.participant(signer)
+                pending = self._pending_nonce.get(signer)
+                if participant is not None and pending is not None:
+                    if pending <= participant.next_nonce:
+                        del self._pending_nonce[signer]
+        for i, (pending_tx, result) in enumerate(zip(batch, finalized.results, strict=True)):
+            pending_tx.future.set_result(_receipt(pending_tx.hash, result, height, i))
+        for listener in self._block_listeners:
+            listener(height)
+
+    # ---- reads ------------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return self.app.height
+
+    def query(self, key: bytes) -> QueryResult:
+        """A committed value with its proof against the committed state root."""
+        with self._app_lock:
+            return self.app.query(key)
+
+
+def _receipt(tx_hash: bytes, result: TxResult, height: int, index: int) -> Receipt:
+    return Receipt(tx_hash, result.code, height, index, tuple(result.events))
+
+
+def _done(receipt: Receipt) -> Future[Receipt]:
+    future: Future[Receipt] = Future()
+    future.set_result(receipt)
+    return future
+
+
+def _decode_and_verify(
+    max_bytes: int,
+) -> Callable[[Iterable[bytes]], list[tuple[bytes, tx.DecodedTx | Outcome]]]:
+    def work(raws: Iterable[bytes]) -> list[tuple[bytes, tx.DecodedTx | Outcome]]:
+        out: list[tuple[bytes, tx.DecodedTx | Outcome]] = []
+        for raw in raws:
+            decoded = tx.decode(raw, max_bytes)
+            if isinstance(decoded, tx.DecodedTx) and not tx.verify_signature(decoded.envelope):
+                out.append((raw, Outcome.bad_signature))
+            else:
+                out.append((raw, decoded))
+        return out
+
+    return work
