@@ -19,7 +19,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", "-d", help="The node's data directory.", envvar="RECO2_DATA_DIR")
+    Path,
+    typer.Option("--data-dir", "-d", help="The node's data directory.", envvar="RECO2_DATA_DIR"),
 ]
 NodeUrl = Annotated[
     str | None,
@@ -57,8 +58,9 @@ def open_submitter(data_dir: Path, node: str | None) -> Submitter:
         fail(str(exc))
 
 
-def send(data_dir: Path, node: str | None, key: str | None, action: tx.Action,
-         as_json: bool = False) -> Receipt:
+def send(
+    data_dir: Path, node: str | None, key: str | None, action: tx.Action, as_json: bool = False
+) -> Receipt:
     signer = load_key(data_dir, key)
     submitter = open_submitter(data_dir, node)
     try:

@@ -117,8 +117,13 @@ def audit(
     if not (data_dir / "ledger.sqlite").exists():
         fail(f"{data_dir} holds no chain")
     with Progress(
-        TextColumn("audit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=as_json,
+        TextColumn("audit"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
     ) as progress:
         task = progress.add_task("blocks", total=None)
 
@@ -126,7 +131,8 @@ def audit(
             progress.update(task, completed=height, total=total)
 
         report = run_audit(
-            data_dir, trusted_hash=bytes.fromhex(trusted_hash) if trusted_hash else None,
+            data_dir,
+            trusted_hash=bytes.fromhex(trusted_hash) if trusted_hash else None,
             progress=step,
         )
     if as_json:
@@ -139,9 +145,12 @@ def audit(
                     "state_rows": report.state_rows,
                     "tip_hash": report.tip_hash.hex(),
                     "problems": [
-                        {"height": p.height, "tx_index": p.tx_index,
-                         "key": None if p.key is None else p.key.decode(errors="replace"),
-                         "what": p.what}
+                        {
+                            "height": p.height,
+                            "tx_index": p.tx_index,
+                            "key": None if p.key is None else p.key.decode(errors="replace"),
+                            "what": p.what,
+                        }
                         for p in report.problems
                     ],
                 }
@@ -166,7 +175,9 @@ def audit(
 def proof(
     batch_id: str,
     data_dir: DataDir = Path("."),
-    out: Annotated[Path | None, typer.Option(help="Write the bundle here (default stdout).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the bundle here (default stdout).")
+    ] = None,
 ) -> None:
     """A batch's full history (issuance, transfers, retirements) with its Merkle proofs."""
     try:
@@ -196,8 +207,10 @@ def verify_proof(
     except (ValueError, ledger_history.HistoryError) as exc:
         fail(f"proof does not verify: {exc}")
     batch = verified.batch
-    console.print(f"[green]verified[/] batch {batch.batch_id} against block "
-                  f"{verified.tip_height} {verified.tip_hash.hex()[:16]}…")
+    console.print(
+        f"[green]verified[/] batch {batch.batch_id} against block "
+        f"{verified.tip_height} {verified.tip_hash.hex()[:16]}…"
+    )
     console.print(
         f"  device {batch.device_id} ({batch.source}) in {batch.municipality_code}, "
         f"period {batch.period_start_s}-{batch.period_end_s}, {batch.self_consumed_wh} Wh x "
@@ -205,12 +218,15 @@ def verify_proof(
     )
     table = Table("height", "kind", "signer", "outcome", "detail")
     for event in verified.events:
-        table.add_row(str(event.height), event.kind, event.signer, event.code,
-                      _detail(event.action))
+        table.add_row(
+            str(event.height), event.kind, event.signer, event.code, _detail(event.action)
+        )
     console.print(table)
     for holder, holding in sorted(verified.holdings.items()):
-        console.print(f"  {holder}: tradable {holding.tradable_g} g, escrowed "
-                      f"{holding.escrowed_g} g, retired {holding.retired_g} g")
+        console.print(
+            f"  {holder}: tradable {holding.tradable_g} g, escrowed "
+            f"{holding.escrowed_g} g, retired {holding.retired_g} g"
+        )
 
 
 def _detail(action: Any) -> str:

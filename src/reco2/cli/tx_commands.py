@@ -54,7 +54,9 @@ def register_device(
     source: Annotated[Source, typer.Option()],
     capacity_w: Annotated[int, typer.Option(help="Rated capacity [W].")],
     prefecture: Annotated[str, typer.Option(help="JIS X 0401 code, e.g. 13.")],
-    municipality: Annotated[str, typer.Option(help="Six-digit code with check digit, e.g. 131202.")],
+    municipality: Annotated[
+        str, typer.Option(help="Six-digit code with check digit, e.g. 131202.")
+    ],
     latitude_e2: Annotated[int, typer.Option(help="Latitude [0.01 degree].")],
     longitude_e2: Annotated[int, typer.Option(help="Longitude [0.01 degree].")],
     commissioned_on: Annotated[str, typer.Option(help="YYYY-MM-DD (JST).")],
@@ -79,8 +81,19 @@ def register_device(
         except ValueError:
             fail(f"scheme {item!r} is not NAME:START_S:END_S")
     action = tx.RegisterDevice(
-        device_id, owner, aggregator, source, capacity_w, prefecture, municipality,
-        latitude_e2, longitude_e2, commissioned_on, grid_contract, utility, schemes,
+        device_id,
+        owner,
+        aggregator,
+        source,
+        capacity_w,
+        prefecture,
+        municipality,
+        latitude_e2,
+        longitude_e2,
+        commissioned_on,
+        grid_contract,
+        utility,
+        schemes,
         _hex32(meter_public_key, "meter public key"),
     )
     send(data_dir, node, key, action, as_json)
@@ -88,7 +101,10 @@ def register_device(
 
 @app.command("approve-device")
 def approve_device(
-    device_id: str, data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    device_id: str,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Approve a pending device (registry authority)."""
@@ -97,8 +113,11 @@ def approve_device(
 
 @app.command("deactivate-device")
 def deactivate_device(
-    device_id: str, reason: Annotated[str, typer.Option()] = "",
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    device_id: str,
+    reason: Annotated[str, typer.Option()] = "",
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Deactivate a device (authority or owner)."""
@@ -107,8 +126,12 @@ def deactivate_device(
 
 @app.command("publish-factors")
 def publish_factors(
-    table: Annotated[Path | None, typer.Option(help="A table JSON (default: the shipped one).")] = None,
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    table: Annotated[
+        Path | None, typer.Option(help="A table JSON (default: the shipped one).")
+    ] = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Publish an emission-factor table version (registry authority)."""
@@ -128,13 +151,23 @@ def issue(
     factor_version: Annotated[str, typer.Option()],
     estimated_intervals: Annotated[int, typer.Option()] = 0,
     estimated_wh: Annotated[int, typer.Option()] = 0,
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Issue a value batch for a device's period (the device's aggregator)."""
     action = tx.IssueValue(
-        batch_id, device, period_start_s, period_end_s, self_consumed_wh, measured_intervals,
-        estimated_intervals, estimated_wh, _hex32(readings_root, "readings root"), factor_version,
+        batch_id,
+        device,
+        period_start_s,
+        period_end_s,
+        self_consumed_wh,
+        measured_intervals,
+        estimated_intervals,
+        estimated_wh,
+        _hex32(readings_root, "readings root"),
+        factor_version,
     )
     send(data_dir, node, key, action, as_json)
 
@@ -144,7 +177,9 @@ def transfer(
     batch_id: str,
     to: Annotated[str, typer.Option(help="Recipient participant id.")],
     quantity_g: Annotated[int, typer.Option(help="[g-CO2]")],
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Transfer tradable value of a batch."""
@@ -160,7 +195,9 @@ def retire(
     purpose: Annotated[Purpose, typer.Option()],
     claimed_period: Annotated[str, typer.Option(help="e.g. FY2025")] = "",
     note: Annotated[str, typer.Option()] = "",
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Retire value for a claim (償却); it never moves again."""
@@ -175,7 +212,9 @@ def deposit(
     account: str,
     amount_sen: Annotated[int, typer.Option(help="[sen] (1 yen = 100 sen)")],
     reference: Annotated[str, typer.Option(help="The agent's payment id (used once).")],
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Credit a yen deposit (settlement agent)."""
@@ -187,7 +226,9 @@ def withdraw(
     amount_sen: Annotated[int, typer.Option(help="[sen]")],
     agent: Annotated[str, typer.Option(help="Settlement agent that pays out.")],
     reference: Annotated[str, typer.Option()],
-    data_dir: DataDir = Path("."), node: NodeUrl = None, key: KeyOption = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
     as_json: Json = False,
 ) -> None:
     """Withdraw available yen through a settlement agent (the account holder signs)."""

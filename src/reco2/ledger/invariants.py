@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 
 from reco2.ledger.state import HOLDING, YEN, State
 from reco2.ledger.types import Holding, ValueBatch, YenAccount
@@ -61,7 +62,7 @@ def _no_overlapping_issuance(state: State) -> list[str]:
     devices = {key.decode().split("/", 1)[1] for key, _ in state.records_with_prefix(b"device/")}
     for device_id in sorted(devices):
         periods = state.issued_periods(device_id)
-        for (start_a, end_a), (start_b, _) in zip(periods, periods[1:], strict=False):
+        for (start_a, end_a), (start_b, _) in pairwise(periods):
             if start_b < end_a:
                 out.append(f"device {device_id}: issuance {start_a}-{end_a} overlaps {start_b}")
     return out

@@ -28,7 +28,7 @@ PUBLIC_KEY_BYTES: Final = 32
 SIGNATURE_BYTES: Final = 64
 
 
-class Action(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+class Action(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
     """Base of every action (the kind tag is the first array element)."""
 
 
@@ -222,7 +222,7 @@ def decode(raw: bytes, max_bytes: int) -> DecodedTx | Outcome:
         return Outcome.transaction_too_large
     try:
         envelope = _envelope_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return Outcome.malformed_transaction
     if _encoder.encode(envelope) != raw:
         return Outcome.non_canonical_encoding
@@ -230,7 +230,7 @@ def decode(raw: bytes, max_bytes: int) -> DecodedTx | Outcome:
         body = _body_decoder.decode(envelope.body)
     except msgspec.ValidationError:
         return _kind_or_malformed(envelope.body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bad UTF-8
         return Outcome.malformed_transaction
     if _encoder.encode(body) != envelope.body:
         return Outcome.non_canonical_encoding
@@ -240,7 +240,7 @@ def decode(raw: bytes, max_bytes: int) -> DecodedTx | Outcome:
 def _kind_or_malformed(body: bytes) -> Outcome:
     try:
         generic = msgspec.msgpack.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return Outcome.malformed_transaction
     if (
         isinstance(generic, list)

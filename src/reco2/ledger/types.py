@@ -50,7 +50,7 @@ class Purpose(StrEnum):
     other = "other"
 
 
-class Record(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+class Record(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
     """Base of every state record."""
 
 

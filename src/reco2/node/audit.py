@@ -1,14 +1,15 @@
 """Audit of a data directory: re-verify every signature, hash link, Merkle root and state
 root from genesis, then the stored state rows against the replayed state.
 
-Signatures are verified on worker threads (libsodium releases the GIL) ahead of the replay,
+Signatures are verified on worker processes (see node.verify) ahead of the replay,
 which runs the same ledger application the node runs.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,12 @@ from reco2.ledger import block, tx
 from reco2.ledger.app import Application
 from reco2.ledger.genesis import genesis_hash
 from reco2.ledger.outcome import Outcome
-from reco2.node.store import StoredBlock, Store
+from reco2.node.store import Store, StoredBlock
+from reco2.node.verify import Verifier
+
+GROUP_TXS = 512
+GROUP_BLOCKS = 64
+AHEAD_GROUPS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,33 +58,45 @@ class AuditReport:
         return not self.problems
 
 
-def _verify_block(item: StoredBlock) -> tuple[StoredBlock, list[bool]]:
-    flags = []
-    for stored in item.txs:
-        decoded = tx.decode(stored.raw, 1 << 30)
-        flags.append(isinstance(decoded, tx.DecodedTx) and tx.verify_signature(decoded.envelope))
-    return item, flags
+def _verified_blocks(store: Store, verifier: Verifier) -> Iterator[tuple[StoredBlock, list[bool]]]:
+    """Blocks with per-transaction signature verdicts. Blocks are grouped so each task on the
+    worker processes holds a few hundred signatures, and several groups run ahead of the
+    replay."""
+    pending: list[tuple[list[StoredBlock], Future[list[bool]]]] = []
+    group: list[StoredBlock] = []
+    group_txs = 0
 
+    def flush() -> None:
+        nonlocal group, group_txs
+        if group:
+            raws = [s.raw for item in group for s in item.txs]
+            pending.append((group, verifier.submit(raws)))
+            group, group_txs = [], 0
 
-def _verified_blocks(store: Store, threads: int) -> Iterator[tuple[StoredBlock, list[bool]]]:
-    """Blocks with per-transaction signature verdicts, verified ahead on worker threads."""
-    with ThreadPoolExecutor(threads, "audit-verify") as pool:
-        blocks = store.iter_blocks()
-        ahead = threads * 4
-        futures = []
-        for item in blocks:
-            futures.append(pool.submit(_verify_block, item))
-            if len(futures) > ahead:
-                yield futures.pop(0).result()
-        for future in futures:
-            yield future.result()
+    def drain(keep: int) -> Iterator[tuple[StoredBlock, list[bool]]]:
+        while len(pending) > keep:
+            blocks, future = pending.pop(0)
+            verdicts = future.result()
+            at = 0
+            for item in blocks:
+                yield item, verdicts[at : at + len(item.txs)]
+                at += len(item.txs)
+
+    for item in store.iter_blocks():
+        group.append(item)
+        group_txs += len(item.txs)
+        if group_txs >= GROUP_TXS or len(group) >= GROUP_BLOCKS:
+            flush()
+            yield from drain(AHEAD_GROUPS)
+    flush()
+    yield from drain(0)
 
 
 def audit(
     data_dir: Path,
     *,
     trusted_hash: bytes | None = None,
-    threads: int = 2,
+    workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditReport:
     """Audit a data directory; the report lists every problem found (empty = all hold).
@@ -89,21 +107,23 @@ def audit(
     """
     store = Store(data_dir, readonly=True)
     report = AuditReport()
+    verifier = Verifier(workers)
     try:
         genesis = store.genesis()
         app = Application(genesis)
+        gc.freeze()  # the replayed state is long-lived; spare it the collector's full walks
         last = store.last_height()
         total = 0 if last is None else last
         expected_prev = genesis_hash(genesis)
         prev_time_ns = -1
         replaying = True
-        for item, signatures in _verified_blocks(store, threads):
+        for item, signatures in _verified_blocks(store, verifier):
             report.blocks += 1
             report.txs += len(item.txs)
             problems = report.problems
             try:
                 header = block.decode_header(item.header)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 problems.append(Problem("block header is unreadable", item.height))
                 replaying = False
                 expected_prev = item.hash
@@ -127,7 +147,9 @@ def audit(
                 hashes.append(actual)
                 if actual != stored.hash:
                     problems.append(
-                        Problem("transaction bytes do not match their hash", item.height, stored.index)
+                        Problem(
+                            "transaction bytes do not match their hash", item.height, stored.index
+                        )
                     )
                 if not signature_ok:
                     problems.append(
@@ -151,6 +173,7 @@ def audit(
         else:
             report.problems.append(Problem("stored state not compared: the replay diverged"))
     finally:
+        verifier.close()
         store.close()
     return report
 
@@ -183,7 +206,9 @@ def _replay(
                 )
             )
         elif result.code == Outcome.bad_signature.value:
-            problems.append(Problem("block holds a badly signed transaction", item.height, stored.index))
+            problems.append(
+                Problem("block holds a badly signed transaction", item.height, stored.index)
+            )
     if finalized.app_hash != header.state_root:
         good = False
         problems.append(Problem("replayed state root differs from the header's", item.height))

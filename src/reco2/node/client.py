@@ -28,7 +28,8 @@ class Submitter(Protocol):
 
 
 def sign_action(chain_id: str, key: KeyFile, nonce: int, action: tx.Action) -> bytes:
-    return tx.sign(tx.TxBody(chain_id, key.participant_id, nonce, action), key.seed)  # type: ignore[arg-type]
+    body = tx.TxBody(chain_id, key.participant_id, nonce, action)  # type: ignore[arg-type]
+    return tx.sign(body, key.seed)
 
 
 def submit(submitter: Submitter, key: KeyFile, action: tx.Action) -> Receipt:
@@ -39,8 +40,8 @@ def submit(submitter: Submitter, key: KeyFile, action: tx.Action) -> Receipt:
 class EmbeddedSubmitter:
     """Starts an embedded node on a data directory for the duration of the calls."""
 
-    def __init__(self, data_dir: Path, **node_options: int) -> None:
-        self.node = Node(data_dir, **node_options).start()
+    def __init__(self, data_dir: Path, block_interval_ms: int = 1) -> None:
+        self.node = Node(data_dir, block_interval_ms=block_interval_ms, verify_workers=0).start()
         self.chain_id = self.node.app.chain_id
 
     def next_nonce(self, participant_id: str) -> int:

@@ -10,11 +10,12 @@ of the last block (``reco2 audit`` replays from genesis for the full check).
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from reco2.ledger.block import BlockHeader, TxResult
 from reco2.ledger.genesis import Genesis, genesis_hash, to_json
 from reco2.ledger.outcome import Outcome
 from reco2.node.store import BlockWrite, Store
+from reco2.node.verify import Verifier
 
 LOCK_FILE = "node.lock"
 
@@ -94,7 +96,7 @@ class Node:
         block_interval_ms: int = 20,
         max_block_txs: int = 2_000,
         clock_ns: Callable[[], int] = time.time_ns,
-        verify_threads: int = 2,
+        verify_workers: int = 2,
     ) -> None:
         self.data_dir = data_dir
         self.block_interval_ms = block_interval_ms
@@ -121,6 +123,10 @@ class Node:
             )
         self.last_hash = stored_hash
         self.last_time_ns = header.time_ns
+        # The loaded state is long-lived: keep the cyclic garbage collector from walking it
+        # on every full collection (it would cost more than the block's own work).
+        gc.collect()
+        gc.freeze()
         self._app_lock = threading.Lock()
         self._cond = threading.Condition()
         self._mempool: list[_Pending] = []
@@ -128,7 +134,7 @@ class Node:
         self._verified: set[bytes] = set()
         self._running = False
         self._thread: threading.Thread | None = None
-        self._verifier = ThreadPoolExecutor(max(1, verify_threads), "verify")
+        self._verifier = Verifier(verify_workers)
         self._block_listeners: list[Callable[[int], None]] = []
 
     def _header(self, height: int) -> tuple[bytes, bytes]:
@@ -150,7 +156,7 @@ class Node:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
-        self._verifier.shutdown()
+        self._verifier.close()
         self.store.close()
         os.close(self._lock_fd)
 
@@ -174,16 +180,17 @@ class Node:
         return self._admit(decoded)
 
     def submit_many(self, raws: Sequence[bytes]) -> list[Future[Receipt]]:
-        """Submit many transactions, verifying their signatures on the verifier threads."""
-        chunk = 256
-        parts = [raws[i : i + chunk] for i in range(0, len(raws), chunk)]
+        """Submit many transactions; their signatures are verified on the worker processes
+        while earlier blocks are being applied and written."""
         futures: list[Future[Receipt]] = []
-        for part_result in self._verifier.map(_decode_and_verify(self.app.max_tx_bytes), parts):
-            for raw, decoded in part_result:
-                if isinstance(decoded, tx.DecodedTx):
-                    futures.append(self._admit(decoded))
-                else:
-                    futures.append(_done(Receipt(tx.tx_hash(raw), decoded.value)))
+        for raw, verdict in zip(raws, self._verifier.verify(raws), strict=True):
+            decoded = tx.decode(raw, self.app.max_tx_bytes)
+            if isinstance(decoded, Outcome):
+                futures.append(_done(Receipt(tx.tx_hash(raw), decoded.value)))
+            elif not verdict:
+                futures.append(_done(Receipt(decoded.hash, Outcome.bad_signature.value)))
+            else:
+                futures.append(self._admit(decoded))
         return futures
 
     def _admit(self, decoded: tx.DecodedTx) -> Future[Receipt]:
@@ -276,9 +283,8 @@ class Node:
             for signer in sorted({p.signer for p in batch}):
                 participant = self.app.state.participant(signer)
                 pending = self._pending_nonce.get(signer)
-                if participant is not None and pending is not None:
-                    if pending <= participant.next_nonce:
-                        del self._pending_nonce[signer]
+                if participant and pending is not None and pending <= participant.next_nonce:
+                    del self._pending_nonce[signer]
         for i, (pending_tx, result) in enumerate(zip(batch, finalized.results, strict=True)):
             pending_tx.future.set_result(_receipt(pending_tx.hash, result, height, i))
         for listener in self._block_listeners:
@@ -303,19 +309,3 @@ def _done(receipt: Receipt) -> Future[Receipt]:
     future: Future[Receipt] = Future()
     future.set_result(receipt)
     return future
-
-
-def _decode_and_verify(
-    max_bytes: int,
-) -> Callable[[Iterable[bytes]], list[tuple[bytes, tx.DecodedTx | Outcome]]]:
-    def work(raws: Iterable[bytes]) -> list[tuple[bytes, tx.DecodedTx | Outcome]]:
-        out: list[tuple[bytes, tx.DecodedTx | Outcome]] = []
-        for raw in raws:
-            decoded = tx.decode(raw, max_bytes)
-            if isinstance(decoded, tx.DecodedTx) and not tx.verify_signature(decoded.envelope):
-                out.append((raw, Outcome.bad_signature))
-            else:
-                out.append((raw, decoded))
-        return out
-
-    return work

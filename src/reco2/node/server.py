@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from reco2.ledger import merkle
 from reco2.node.embedded import Node, Receipt
@@ -40,7 +41,9 @@ def create_app(node: Node) -> FastAPI:
             body += chunk
             if len(body) > MAX_BODY_BYTES:
                 raise HTTPException(413, "transaction too large")
-        receipt = await asyncio.wrap_future(node.submit(bytes(body)))
+        # Decoding and the signature check run on a worker thread, off the event loop.
+        pending = await run_in_threadpool(node.submit, bytes(body))
+        receipt = await asyncio.wrap_future(pending)
         status = 200 if receipt.height is not None else 422
         return JSONResponse(receipt_json(receipt), status_code=status)
 

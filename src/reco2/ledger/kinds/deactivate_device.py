@@ -20,6 +20,9 @@ def check(state: State, ctx: Context, action: DeactivateDevice) -> Outcome:
     if device is None:
         return Outcome.unknown_device
     if not has_role(ctx.signer, Role.authority) and ctx.signer.participant_id != device.owner:
+        # Owners are prosumers: another prosumer is told it does not own this device.
+        if has_role(ctx.signer, Role.prosumer):
+            return Outcome.not_device_owner
         return Outcome.role_not_allowed
     if device.status is DeviceStatus.deactivated:
         return Outcome.device_already_deactivated

@@ -31,6 +31,9 @@ from reco2.ledger.types import (
 )
 
 MAX_PERIOD_S = 31 * 86_400
+#: 2200-01-01T00:00Z [UTC s], the end of the factor tables' fiscal years: no period ends later
+#: (and past year 9999 the calendar could not even name a fiscal year: it would raise).
+LAST_PERIOD_END_S = 7_258_118_400
 ROOT_BYTES = 32
 NATIONAL = "national"
 S_PER_H = 3_600
@@ -39,9 +42,9 @@ S_PER_H = 3_600
 def stateless(action: IssueValue) -> Outcome:
     if not (valid_id(action.batch_id) and valid_id(action.device_id)):
         return Outcome.invalid_id
-    if action.period_start_s < 0 or not (
-        0 < action.period_end_s - action.period_start_s <= MAX_PERIOD_S
-    ):
+    if action.period_start_s < 0 or action.period_end_s > LAST_PERIOD_END_S:
+        return Outcome.invalid_period
+    if not 0 < action.period_end_s - action.period_start_s <= MAX_PERIOD_S:
         return Outcome.invalid_period
     if not (on_grid(action.period_start_s) and on_grid(action.period_end_s)):
         return Outcome.period_not_on_grid

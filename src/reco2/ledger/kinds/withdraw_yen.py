@@ -41,5 +41,7 @@ def apply(state: State, ctx: Context, action: WithdrawYen) -> tuple[str, ...]:
     totals = state.yen_totals()
     totals.withdrawn_sen += action.amount_sen
     state.put(YEN_TOTALS, totals)
-    state.put(withdrawal_ref_key(action.reference), Reference(holder, action.amount_sen, ctx.height))
+    state.put(
+        withdrawal_ref_key(action.reference), Reference(holder, action.amount_sen, ctx.height)
+    )
     return (f"yen/{holder}",)
