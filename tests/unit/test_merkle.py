@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 
@@ -38,12 +39,12 @@ def sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def L(x: bytes) -> bytes:  # noqa: N802 - reads like the spec
+def L(x: bytes) -> bytes:
     """Leaf hash written out by hand."""
     return sha(b"\x00" + x)
 
 
-def I(a: bytes, b: bytes) -> bytes:  # noqa: E743, N802
+def I(a: bytes, b: bytes) -> bytes:  # noqa: E743
     """Inner hash written out by hand."""
     return sha(b"\x01" + a + b)
 
@@ -90,7 +91,7 @@ A, B, C, D, E = b"a", b"b", b"c", b"d", b"e"
 
 
 def test_primitive_hashes() -> None:
-    assert EMPTY_HASH == sha(b"")
+    assert sha(b"") == EMPTY_HASH
     assert EMPTY_HASH.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert leaf_hash(b"xyz") == sha(b"\x00xyz")
     assert inner_hash(b"l", b"r") == sha(b"\x01lr")
@@ -251,6 +252,17 @@ def test_value_op_encoding_by_hand() -> None:
     big = ValueOp(b"k", Proof(total=300, index=299, leaf_hash=leaf, aunts=(aunt,) * 9))
     assert b"\x08\xac\x02\x10\xab\x02" in big.encode()
     assert ValueOp.decode(big.encode()) == big
+
+
+def test_encode_rejects_out_of_range_int64() -> None:
+    leaf = bytes(32)
+    with pytest.raises(ProofError, match="int64"):
+        ValueOp(b"k", Proof(1 << 63, 0, leaf, ())).encode()
+    with pytest.raises(ProofError, match="int64"):
+        ValueOp(b"k", Proof(1, -(1 << 63) - 1, leaf, ())).encode()
+    # Negative values are legal int64s: ten-byte two's complement varints.
+    neg = ValueOp(b"k", Proof(-1, 0, leaf, ())).encode()
+    assert b"\x08" + b"\xff" * 9 + b"\x01" in neg
 
 
 def _valid_op() -> ValueOp:
@@ -477,17 +489,23 @@ def test_verify_value_empty_op_key_consumes_nothing() -> None:
 # ----------------------------------------------------------------------------- BucketedCommitment
 
 
+@functools.lru_cache(maxsize=4)
+def _empty_top_leaf_hashes(n_buckets: int) -> tuple[bytes, ...]:
+    return tuple(sha(b"\x00" + kv_leaf(i.to_bytes(2, "big"), sha(b""))) for i in range(n_buckets))
+
+
 def ref_commitment_root(state: dict[bytes, bytes], n_buckets: int) -> bytes:
     """From-scratch state root written directly from the specification."""
     depth = n_buckets.bit_length() - 1
-    buckets: list[list[tuple[bytes, bytes]]] = [[] for _ in range(n_buckets)]
+    buckets: dict[int, list[tuple[bytes, bytes]]] = {}
     for k, v in state.items():
-        buckets[int.from_bytes(sha(k)[:2], "big") >> (16 - depth)].append((k, v))
-    top = []
-    for i, entries in enumerate(buckets):
+        b = int.from_bytes(sha(k)[:2], "big") >> (16 - depth)
+        buckets.setdefault(b, []).append((k, v))
+    top = list(_empty_top_leaf_hashes(n_buckets))
+    for i, entries in buckets.items():
         broot = simple_root([kv_leaf(k, v) for k, v in sorted(entries)])
-        top.append(kv_leaf(i.to_bytes(2, "big"), broot))
-    return simple_root(top)
+        top[i] = sha(b"\x00" + kv_leaf(i.to_bytes(2, "big"), broot))
+    return root_from_leaf_hashes(top)
 
 
 @pytest.mark.parametrize("n_buckets", [1, 2, 16, 65_536])

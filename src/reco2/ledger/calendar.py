@@ -28,7 +28,8 @@ def jst_date(instant_s: int) -> str:
 
 def parse_iso_date(text: str) -> _dt.date | None:
     """A strict YYYY-MM-DD date, or None."""
-    if len(text) != 10:
+    # Python 3.11's fromisoformat also takes week dates ("2025-W01-1") and basic forms.
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
         return None
     try:
         return _dt.date.fromisoformat(text)

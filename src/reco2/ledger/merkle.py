@@ -226,7 +226,7 @@ def _fill_aunts(hashes: Sequence[bytes], lo: int, hi: int, aunts: list[list[byte
 
 
 def simple_proofs(items: Sequence[bytes]) -> tuple[bytes, list[Proof]]:
-    """CometBFT ``ProofsFromByteSlices``: the root and one proof per item (``proofs[i]`` for ``items[i]``)."""
+    """CometBFT ``ProofsFromByteSlices``: the root and ``proofs[i]`` for each ``items[i]``."""
     hashes = [leaf_hash(item) for item in items]
     n = len(hashes)
     if n == 0:
@@ -278,7 +278,11 @@ def _uvarint(n: int) -> bytes:
 
 
 def kv_leaf(key: bytes, value: bytes) -> bytes:
-    """Leaf of a ``simple:v`` proof: ``uvarint(len(key)) || key || uvarint(32) || SHA-256(value)``."""
+    """Leaf of a ``simple:v`` proof.
+
+    ``uvarint(len(key)) || key || uvarint(32) || SHA-256(value)`` (CometBFT
+    ``encodeByteSlice`` of the key, then of the 32-byte value hash).
+    """
     return _uvarint(len(key)) + key + _HASH_LEN_UVARINT + _sha256(value).digest()
 
 
@@ -288,6 +292,9 @@ def _pb_len_field(tag: int, payload: bytes) -> bytes:
 
 def _encode_proof(proof: Proof) -> bytes:
     """gogoproto ``Marshal`` of ``tendermint.crypto.Proof`` (proto3: zero/empty fields omitted)."""
+    for name, v in (("total", proof.total), ("index", proof.index)):
+        if not -(1 << 63) <= v < 1 << 63:
+            raise ProofError(f"proof {name} {v} does not fit in an int64")
     parts: list[bytes] = []
     if proof.total != 0:
         parts.append(b"\x08" + _uvarint(proof.total & _UINT64_MASK))
@@ -379,7 +386,7 @@ def _decode_proof(data: bytes) -> Proof:
 
 @dataclass(frozen=True, slots=True)
 class ValueOp:
-    """A ``simple:v`` proof operator (CometBFT ``merkle.ValueOp``): ``key`` plus an inclusion proof."""
+    """A ``simple:v`` proof operator (CometBFT ``merkle.ValueOp``): a key and its proof."""
 
     key: bytes
     proof: Proof
@@ -438,7 +445,7 @@ class ValueOp:
         return op
 
     def to_proof_op(self) -> ProofOp:
-        """Wrap as a generic ``ProofOp`` (type ``simple:v``, key = ``self.key``, data = :meth:`encode`)."""
+        """Wrap as ``ProofOp("simple:v", self.key, self.encode())``."""
         return ProofOp(PROOF_OP_VALUE, self.key, self.encode())
 
     @classmethod
@@ -465,14 +472,18 @@ def _b64decode(text: object, what: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ProofOp:
-    """One layer of a chained proof (CometBFT ``crypto.ProofOp``): ``type``, ``key``, opaque ``data``."""
+    """One layer of a chained proof (CometBFT ``crypto.ProofOp``): type, key, opaque data."""
 
     type: str
     key: bytes
     data: bytes
 
     def to_json(self) -> dict[str, str]:
-        """JSON object as in ``abci_query`` ``proof_ops.ops[i]``: bytes base64, empty fields omitted."""
+        """JSON object as in ``abci_query``'s ``proof_ops.ops[i]``.
+
+        Bytes are standard base64 with padding; empty fields are omitted
+        (``omitempty``, as CometBFT's ``libs/json`` writes them).
+        """
         out: dict[str, str] = {}
         if self.type:
             out["type"] = self.type
@@ -590,7 +601,7 @@ def keypath_to_keys(path: str) -> list[bytes]:
 
 
 def verify_value(ops: Sequence[ProofOp], root: bytes, keypath: str, value: bytes) -> None:
-    """Check that ``value`` is stored at ``keypath`` under ``root`` (CometBFT ``ProofRuntime.VerifyValue``).
+    """Check that ``value`` is at ``keypath`` under ``root`` (CometBFT ``VerifyValue``).
 
     Semantics (``ProofOperators.Verify``): only ``simple:v`` ops are known;
     ops are run first to last, the output root of one being the input value of
@@ -773,7 +784,9 @@ class BucketedCommitment:
     O(log bucket size) nodes per updated key, at most the bucket (and on
     average half of it) per inserted or deleted key, and the touched paths of
     the top tree: the cost follows the number of changed keys, not the state
-    size.  About 100 bytes of overhead per key beyond the key and value.
+    size.  Memory: about 80 bytes per key (two list slots and ~2 cached
+    tree nodes) besides the key and value ``bytes`` objects; measured ~310 MiB
+    for 1,000,000 keys with 32-byte keys and 40-byte values.
     """
 
     __slots__ = (

@@ -131,6 +131,8 @@ def audit(
             computed = block.header_hash(header)
             if computed != item.hash:
                 problems.append(Problem("block header does not match its stored hash", item.height))
+            elif block.encode_header(header) != item.header:
+                problems.append(Problem("block header bytes are not canonical", item.height))
             if header.height != item.height:
                 problems.append(Problem(f"header says height {header.height}", item.height))
             if header.prev_hash != expected_prev:
