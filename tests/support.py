@@ -20,9 +20,25 @@ CHAIN_ID = "reco2-test"
 DAY_S = 86_400
 GENESIS_TIME_NS = 1_750_000_000 * 1_000_000_000  # 2025-06-15
 
+#: The value ledger's kinds (issue 2), each with its table-driven test module in tests/unit.
+LEDGER_KINDS = (
+    "register_participant",
+    "register_device",
+    "approve_device",
+    "deactivate_device",
+    "publish_emission_factors",
+    "issue_value",
+    "transfer_value",
+    "retire_value",
+    "deposit_yen",
+    "withdraw_yen",
+)
+
 #: Outcome codes some test has asserted (through ``expect``); the unit session's last test
 #: (tests/unit/test_outcome_coverage.py) fails when a member of Outcome is missing.
 PRODUCED: set[str] = set()
+#: File names of the test modules in this session (filled by tests/unit/conftest.py).
+COLLECTED_MODULES: set[str] = set()
 
 #: Codes that check_tx itself returns (encoding, chain, signature, signer, a used nonce, the
 #: action's own fields). A too-high nonce and every rule against state pass the door.
@@ -81,12 +97,11 @@ def day_start(iso: str) -> int:
     return jst_midnight_s(day)
 
 
-def genesis(authority: str = "authority") -> Genesis:
-    return Genesis(
-        CHAIN_ID,
-        GENESIS_TIME_NS,
-        [GenesisParticipant(authority, public_key(authority), [Role.authority], "Authority")],
-    )
+def genesis(authority: str = "authority", max_tx_bytes: int | None = None) -> Genesis:
+    members = [GenesisParticipant(authority, public_key(authority), [Role.authority], "Authority")]
+    if max_tx_bytes is None:
+        return Genesis(CHAIN_ID, GENESIS_TIME_NS, members)
+    return Genesis(CHAIN_ID, GENESIS_TIME_NS, members, max_tx_bytes=max_tx_bytes)
 
 
 @dataclass

@@ -43,8 +43,9 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: object, expect: int | None = 0, timeout: float = CLI_TIMEOUT_S
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: object, expect: int | None = 0, timeout: float = CLI_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
     """Run `reco2 ARGS`; with ``expect`` set, assert its exit code (showing its output)."""
     argv = [str(RECO2), *(str(a) for a in args)]
     proc = subprocess.run(
@@ -125,9 +126,19 @@ class NodeProcess:
             with self.log_path.open("ab") as log:
                 log.write(f"\n--- start {self.starts} on port {self.port}\n".encode())
                 self.proc = subprocess.Popen(
-                    [str(RECO2), "node", "run", "-d", str(self.data_dir),
-                     "--port", str(self.port), *self.extra],
-                    stdout=log, stderr=subprocess.STDOUT, env=cli_env(),
+                    [
+                        str(RECO2),
+                        "node",
+                        "run",
+                        "-d",
+                        str(self.data_dir),
+                        "--port",
+                        str(self.port),
+                        *self.extra,
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=cli_env(),
                 )
             status = self._wait_ready()
             if status is not None:

@@ -35,6 +35,7 @@ from tests.e2e.harness import (
 from tests.support import day_start, public_key, seed_of
 
 KILLS = 6
+ALL_TXS = "SELECT hash, height, idx, result FROM txs"
 FACTOR_VERSION = "moe-meti-r6-results"
 HALF_HOUR_S = 1_800
 STREAM_START_S = day_start("2025-04-01")  # FY2025: the shipped factor table's year
@@ -66,8 +67,18 @@ def next_action(who: str, rng: random.Random, tally: Tally) -> tx.Action:
         return tx.TransferValue("b1", "buyer", rng.randint(1, 3))
     if who == "mrv":  # one half-hour batch per serial: periods never overlap
         start = STREAM_START_S + n * HALF_HOUR_S
-        return tx.IssueValue(f"s-{n}", "pv-1", start, start + HALF_HOUR_S,
-                             rng.randint(0, 2_000), 1, 0, 0, bytes(32), FACTOR_VERSION)
+        return tx.IssueValue(
+            f"s-{n}",
+            "pv-1",
+            start,
+            start + HALF_HOUR_S,
+            rng.randint(0, 2_000),
+            1,
+            0,
+            0,
+            bytes(32),
+            FACTOR_VERSION,
+        )
     if who == "bank":
         return tx.DepositYen("buyer", rng.randint(1, 10_000), f"dep-{n}")
     assert who == "buyer"
@@ -79,8 +90,15 @@ def next_action(who: str, rng: random.Random, tally: Tally) -> tx.Action:
     return tx.TransferValue("b1", "maekawa", 1)
 
 
-def sender(url: str, chain_id: str, who: str, seed: bytes, rng: random.Random,
-           tally: Tally, stop: threading.Event) -> None:
+def sender(
+    url: str,
+    chain_id: str,
+    who: str,
+    seed: bytes,
+    rng: random.Random,
+    tally: Tally,
+    stop: threading.Event,
+) -> None:
     """Send one transaction at a time, with the right nonce, until stopped or the node dies."""
     with httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
         try:
@@ -90,8 +108,9 @@ def sender(url: str, chain_id: str, who: str, seed: bytes, rng: random.Random,
         while not stop.is_set():
             raw = sign(chain_id, who, nonce, next_action(who, rng, tally), seed)
             try:
-                response = client.post("/v1/txs", content=raw,
-                                       headers={"content-type": "application/octet-stream"})
+                response = client.post(
+                    "/v1/txs", content=raw, headers={"content-type": "application/octet-stream"}
+                )
             except httpx.TransportError:  # the node was killed under us
                 with tally.lock:
                     tally.unanswered += 1
@@ -99,8 +118,9 @@ def sender(url: str, chain_id: str, who: str, seed: bytes, rng: random.Random,
             data = response.json() if response.status_code in (200, 422) else {}
             if response.status_code != 200 or data.get("height") is None:
                 with tally.lock:
-                    tally.errors.append(f"{who} nonce {nonce}: {response.status_code} "
-                                        f"{response.text[:200]}")
+                    tally.errors.append(
+                        f"{who} nonce {nonce}: {response.status_code} {response.text[:200]}"
+                    )
                 return
             with tally.lock:
                 tally.acked[tx.tx_hash(raw)] = (data["height"], data["index"], data["code"])
@@ -127,7 +147,7 @@ def check_recovered(node: NodeProcess, data_dir: Path, tally: Tally, where: str)
             f"{where}: an acknowledged block is beyond the restarted node's height"
         )
     stored: dict[bytes, list[tuple[int, int, bytes]]] = {}
-    for tx_hash, height, index, result in rows(data_dir, "SELECT hash, height, idx, result FROM txs"):
+    for tx_hash, height, index, result in rows(data_dir, ALL_TXS):
         stored.setdefault(bytes(tx_hash), []).append((int(height), int(index), bytes(result)))
     missing = [h.hex()[:16] for h in acked if h not in stored]
     assert not missing, f"{where}: {len(missing)} acknowledged txs lost, e.g. {missing[:5]}"
@@ -157,9 +177,21 @@ def test_node_survives_sigkill_under_load(tmp_path: Path) -> None:
         setup = HttpLedger(node.url, seeds)
         chain_id = setup.chain_id
         populate(setup)
-        setup.ok("mrv", tx.IssueValue("b-big", "pv-1", day_start("2025-05-01"),
-                                      day_start("2025-05-02"), 100_000, 48, 0, 0, bytes(32),
-                                      FACTOR_VERSION))
+        setup.ok(
+            "mrv",
+            tx.IssueValue(
+                "b-big",
+                "pv-1",
+                day_start("2025-05-01"),
+                day_start("2025-05-02"),
+                100_000,
+                48,
+                0,
+                0,
+                bytes(32),
+                FACTOR_VERSION,
+            ),
+        )
         setup.ok("bank", tx.DepositYen("buyer", 1_000_000, "dep-0"))
         setup.close()
         senders = ("authority", "maekawa", "mrv", "bank", "buyer")
@@ -170,9 +202,17 @@ def test_node_survives_sigkill_under_load(tmp_path: Path) -> None:
             threads = [
                 threading.Thread(
                     target=sender,
-                    args=(node.url, chain_id, who, seeds.get(who) or seed_of(who),
-                          random.Random(rng.random()), tally, stop),
-                    name=f"send-{who}", daemon=True,
+                    args=(
+                        node.url,
+                        chain_id,
+                        who,
+                        seeds.get(who) or seed_of(who),
+                        random.Random(rng.random()),
+                        tally,
+                        stop,
+                    ),
+                    name=f"send-{who}",
+                    daemon=True,
                 )
                 for who in senders
             ]
@@ -193,7 +233,9 @@ def test_node_survives_sigkill_under_load(tmp_path: Path) -> None:
     finally:
         node.kill()
     oks = sum(1 for _, _, c in tally.acked.values() if c == "ok")
-    print(f"{KILLS} kills, heights {heights}, {len(tally.acked)} acknowledged ({oks} ok), "
-          f"{tally.unanswered} unanswered, {time.monotonic() - began:.1f} s")
+    print(
+        f"{KILLS} kills, heights {heights}, {len(tally.acked)} acknowledged ({oks} ok), "
+        f"{tally.unanswered} unanswered, {time.monotonic() - began:.1f} s"
+    )
     assert heights == sorted(heights), f"seed {seed}: height went backwards: {heights}"
     assert oks >= KILLS, f"seed {seed}: the stream hardly ran ({oks} ok receipts)"

@@ -1,4 +1,4 @@
-"""`reco2 demo`: a short end-to-end story on a fresh embedded ledger.
+"""`reco2 tour`: a short end-to-end story of the ledger on a fresh embedded chain.
 
 Participants are admitted, a rooftop solar unit in Nerima is registered and approved, the
 shipped emission factors are published, two days of self-consumed energy become value, part
@@ -46,7 +46,7 @@ def demo(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Run the end-to-end story on a fresh embedded ledger."""
+    """A tour of the ledger: issuance with carry, transfer, retirement, yen, audit, proof."""
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="reco2-demo-"))
     if (data_dir / "ledger.sqlite").exists():

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reco2.cli import demo as demo_module
+from reco2.cli import market as market_cli
 from reco2.cli import tx_commands
 from reco2.cli.common import DataDir, console, err_console, fail
 from reco2.ledger import history as ledger_history
@@ -32,7 +33,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tx_commands.app, name="tx")
-app.command("demo")(demo_module.demo)
+app.add_typer(market_cli.scenario_app, name="scenario")
+app.command("demo")(market_cli.demo)
+app.command("tour")(demo_module.demo)
+app.command("book")(market_cli.book)
+app.command("trades")(market_cli.trades)
 
 
 @app.command()

@@ -20,16 +20,22 @@ from reco2.ledger.block import TxResult
 from reco2.ledger.genesis import Genesis
 from reco2.ledger.kinds import (
     approve_device,
+    cancel_order,
+    cancel_sell_rule,
     deactivate_device,
     deposit_yen,
     issue_value,
+    place_buy_order,
+    place_sell_order,
     publish_emission_factors,
     register_device,
     register_participant,
     retire_value,
+    set_sell_rule,
     transfer_value,
     withdraw_yen,
 )
+from reco2.ledger.market import settlement
 from reco2.ledger.kinds.common import Context
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import State, participant_key
@@ -58,6 +64,11 @@ KINDS: dict[type[tx.Action], Kind] = {
     tx.RetireValue: _kind(retire_value),
     tx.DepositYen: _kind(deposit_yen),
     tx.WithdrawYen: _kind(withdraw_yen),
+    tx.PlaceSellOrder: _kind(place_sell_order),
+    tx.PlaceBuyOrder: _kind(place_buy_order),
+    tx.CancelOrder: _kind(cancel_order),
+    tx.SetSellRule: _kind(set_sell_rule),
+    tx.CancelSellRule: _kind(cancel_sell_rule),
 }
 assert {k.__struct_config__.tag for k in KINDS} == set(tx.KINDS), "every kind is dispatched"
 
@@ -180,6 +191,8 @@ class Application:
         """Apply a block's transactions in order. ``verified`` holds hashes of transactions
         whose signatures this process already checked (check_tx or a parallel verifier)."""
         assert height == self.height + 1, f"block {height} after {self.height}"
+        # Orders whose time has come expire before the block's transactions see the book.
+        settlement.expire(self.state, time_ns)
         results = [self._deliver(raw, height, time_ns, verified) for raw in txs]
         changes = self.state.take_changes()
         app_hash = self.commitment.apply(changes)

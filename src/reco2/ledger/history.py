@@ -23,7 +23,7 @@ import msgspec
 from reco2.ledger import block, merkle, tx
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import batch_key, decode_value
-from reco2.ledger.types import Holding, ValueBatch
+from reco2.ledger.types import Holding, Trade, ValueBatch
 
 FORMAT = "reco2-history/1"
 
@@ -108,7 +108,8 @@ def verify(bundle: dict[str, Any], trusted_hash: bytes) -> VerifiedHistory:
         for key, record in records.items()
         if isinstance(record, Holding)
     }
-    _check_story(batch, holdings, events)
+    trades = [r for r in records.values() if isinstance(r, Trade)]
+    _check_story(batch, holdings, events, trades)
     return VerifiedHistory(batch, holdings, events, tip.height, trusted_hash)
 
 
@@ -188,8 +189,13 @@ def _verify_state(bundle: dict[str, Any], state_root: bytes) -> dict[bytes, Any]
     return records
 
 
-def _check_story(batch: ValueBatch, holdings: dict[str, Holding], events: list[Event]) -> None:
-    """The proven transactions must explain the proven holdings exactly."""
+def _check_story(
+    batch: ValueBatch, holdings: dict[str, Holding], events: list[Event], trades: list[Trade]
+) -> None:
+    """The proven transactions and trades must explain the proven holdings exactly.
+
+    Escrow for a sell order moves value within one holder (tradable to escrowed), so only
+    issuance, transfers, trades and retirements change what each holder has."""
     tradable: dict[str, int] = defaultdict(int)
     retired: dict[str, int] = defaultdict(int)
     issued = False
@@ -210,6 +216,14 @@ def _check_story(batch: ValueBatch, holdings: dict[str, Holding], events: list[E
             retired[event.signer] += action.quantity_g
     if not issued:
         raise HistoryError("the history lacks the batch's issuance")
+    tx_hashes = {e.tx_hash for e in events if e.code == Outcome.ok.value}
+    for trade in trades:
+        if trade.tx_hash not in tx_hashes:
+            raise HistoryError(f"trade {trade.trade_seq} comes from no transaction in the history")
+        for draw in trade.lots:
+            if draw.batch_id == batch.batch_id:
+                tradable[trade.seller] -= draw.quantity_g
+                tradable[trade.buyer] += draw.quantity_g
     for holder in sorted(set(tradable) | set(retired) | set(holdings)):
         holding = holdings.get(holder, Holding(0, 0, 0))
         if (holding.tradable_g + holding.escrowed_g, holding.retired_g) != (

@@ -46,6 +46,9 @@ class Outcome(StrEnum):
     quantity_must_be_positive = "quantity_must_be_positive"
     amount_must_be_positive = "amount_must_be_positive"
     amount_too_large = "amount_too_large"
+    price_must_be_positive = "price_must_be_positive"
+    invalid_conditions = "invalid_conditions"
+    invalid_expiry = "invalid_expiry"
     # against state
     participant_exists = "participant_exists"
     public_key_in_use = "public_key_in_use"
@@ -79,6 +82,16 @@ class Outcome(StrEnum):
     account_unknown = "account_unknown"
     not_settlement_agent = "not_settlement_agent"
     insufficient_yen = "insufficient_yen"
+    order_exists = "order_exists"
+    order_expired = "order_expired"
+    unknown_order = "unknown_order"
+    not_order_owner = "not_order_owner"
+    order_not_open = "order_not_open"
+    sell_rule_exists = "sell_rule_exists"
+    device_has_sell_rule = "device_has_sell_rule"
+    unknown_sell_rule = "unknown_sell_rule"
+    not_sell_rule_owner = "not_sell_rule_owner"
+    sell_rule_inactive = "sell_rule_inactive"
 
 
 #: Outcomes that reject a transaction at the door (check_tx): it never enters a block.

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from reco2.ledger.municipalities import MUNICIPALITY_CODES
+
 _WEIGHTS = (6, 5, 4, 3, 2)
 
 
@@ -30,6 +32,16 @@ def is_municipality_code(code: str) -> bool:
     if not is_prefecture_code(code[:2]):
         return False
     return municipality_check_digit(code[:5]) == int(code[5])
+
+
+def is_known_municipality(code: str) -> bool:
+    """A municipality in the shipped 総務省 list (see data/municipalities.SOURCE.md)."""
+    return code in MUNICIPALITY_CODES
+
+
+def is_known_place(code: str) -> bool:
+    """A prefecture code or a known municipality code."""
+    return is_prefecture_code(code) or is_known_municipality(code)
 
 
 def place_contains(outer: str, inner: str) -> bool:

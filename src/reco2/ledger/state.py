@@ -14,15 +14,22 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from reco2.ledger.market.book import Book
 from reco2.ledger.types import (
+    BuyOrder,
     Device,
     FactorTable,
     Holding,
     IssuedPeriod,
+    MarketCounters,
+    OrderStatus,
     Participant,
     Record,
     Reference,
     Retirement,
+    SellOrder,
+    SellRule,
+    Trade,
     ValueBatch,
     YenAccount,
     YenTotals,
@@ -41,6 +48,11 @@ ISSUED: Final = b"issued/"
 DEPOSIT_REF: Final = b"deposit_ref/"
 WITHDRAWAL_REF: Final = b"withdrawal_ref/"
 YEN_TOTALS: Final = b"totals/yen"
+SELL_ORDER: Final = b"sell_order/"
+BUY_ORDER: Final = b"buy_order/"
+TRADE: Final = b"trade/"
+SELL_RULE: Final = b"sell_rule/"
+MARKET_COUNTERS: Final = b"market/counters"
 
 #: Which record type lives under which key prefix (longest prefixes are distinct).
 TABLES: Final[dict[bytes, type[Record]]] = {
@@ -55,7 +67,13 @@ TABLES: Final[dict[bytes, type[Record]]] = {
     DEPOSIT_REF: Reference,
     WITHDRAWAL_REF: Reference,
     YEN_TOTALS: YenTotals,
+    SELL_ORDER: SellOrder,
+    BUY_ORDER: BuyOrder,
+    TRADE: Trade,
+    SELL_RULE: SellRule,
+    MARKET_COUNTERS: MarketCounters,
 }
+SINGLETONS: Final = frozenset({YEN_TOTALS, MARKET_COUNTERS})
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[bytes, msgspec.msgpack.Decoder[Record]] = {
@@ -65,8 +83,8 @@ _decoders: dict[bytes, msgspec.msgpack.Decoder[Record]] = {
 
 def table_of(key: bytes) -> bytes:
     """The table prefix of a state key (raises KeyError for a key of no table)."""
-    if key == YEN_TOTALS:
-        return YEN_TOTALS
+    if key in SINGLETONS:
+        return key
     slash = key.find(b"/")
     prefix = key[: slash + 1]
     if slash < 0 or prefix not in TABLES:
@@ -123,6 +141,22 @@ def withdrawal_ref_key(reference: str) -> bytes:
     return WITHDRAWAL_REF + reference.encode()
 
 
+def sell_order_key(order_id: str) -> bytes:
+    return SELL_ORDER + order_id.encode()
+
+
+def buy_order_key(order_id: str) -> bytes:
+    return BUY_ORDER + order_id.encode()
+
+
+def trade_key(trade_seq: int) -> bytes:
+    return TRADE + b"%012d" % trade_seq
+
+
+def sell_rule_key(rule_id: str) -> bytes:
+    return SELL_RULE + rule_id.encode()
+
+
 class State:
     """All ledger records in memory, plus derived indexes rebuilt from them.
 
@@ -137,6 +171,8 @@ class State:
         self._device_by_meter_key: dict[bytes, str] = {}
         self._periods: dict[str, list[tuple[int, int]]] = {}
         self._holdings_of: dict[str, set[str]] = {}
+        self._rule_of_device: dict[str, str] = {}
+        self.book = Book()
 
     # ---- generic access -------------------------------------------------------------
     def get(self, key: bytes, record_type: type[R]) -> R | None:
@@ -194,6 +230,16 @@ class State:
             record = decode_value(key, value)
             self._records[key] = record
             self._index(key, record)
+        # The book is rebuilt in ledger order, so priority within a price is as it was.
+        open_orders: list[SellOrder | BuyOrder] = [
+            r for r in self._records.values()
+            if isinstance(r, SellOrder | BuyOrder) and r.status is OrderStatus.open
+        ]
+        for order in sorted(open_orders, key=lambda o: o.seq):
+            if isinstance(order, SellOrder):
+                self.book.add_sell(order)
+            else:
+                self.book.add_buy(order)
 
     def encoded_items(self) -> Iterator[tuple[bytes, bytes]]:
         for key in sorted(self._records):
@@ -235,6 +281,38 @@ class State:
     def retirement(self, retirement_id: str) -> Retirement | None:
         return self.get(retirement_key(retirement_id), Retirement)
 
+    def sell_order(self, order_id: str) -> SellOrder | None:
+        return self.get(sell_order_key(order_id), SellOrder)
+
+    def buy_order(self, order_id: str) -> BuyOrder | None:
+        return self.get(buy_order_key(order_id), BuyOrder)
+
+    def order_exists(self, order_id: str) -> bool:
+        return sell_order_key(order_id) in self._records or buy_order_key(order_id) in self
+
+    def trade(self, trade_seq: int) -> Trade | None:
+        return self.get(trade_key(trade_seq), Trade)
+
+    def sell_rule(self, rule_id: str) -> SellRule | None:
+        return self.get(sell_rule_key(rule_id), SellRule)
+
+    def sell_rule_of_device(self, device_id: str) -> SellRule | None:
+        rule_id = self._rule_of_device.get(device_id)
+        if rule_id is None:
+            return None
+        rule = self.sell_rule(rule_id)
+        return rule if rule is not None and rule.active else None
+
+    def forget_rule(self, device_id: str) -> None:
+        self._rule_of_device.pop(device_id, None)
+
+    def market_counters(self) -> MarketCounters:
+        counters = self.get(MARKET_COUNTERS, MarketCounters)
+        if counters is None:
+            counters = MarketCounters(0, 0)
+            self.put(MARKET_COUNTERS, counters)
+        return counters
+
     def issued_periods(self, device_id: str) -> list[tuple[int, int]]:
         """A device's issued periods [UTC s), sorted by start."""
         return self._periods.get(device_id, [])
@@ -263,3 +341,5 @@ class State:
         elif isinstance(record, Holding):
             batch_id, holder = key[len(HOLDING) :].split(b"/", 1)
             self._holdings_of.setdefault(holder.decode(), set()).add(batch_id.decode())
+        elif isinstance(record, SellRule) and record.active:
+            self._rule_of_device[record.device_id] = record.rule_id

@@ -21,7 +21,14 @@ import nacl.bindings
 import nacl.exceptions
 
 from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import GridContract, Purpose, Role, SchemeEnrollment, Source
+from reco2.ledger.types import (
+    BuyConditions,
+    GridContract,
+    Purpose,
+    Role,
+    SchemeEnrollment,
+    Source,
+)
 
 SIGNING_DOMAIN: Final = b"reco2/tx/v1\n"
 PUBLIC_KEY_BYTES: Final = 32
@@ -120,6 +127,44 @@ class WithdrawYen(Action, tag="withdraw_yen"):
     reference: str
 
 
+class PlaceSellOrder(Action, tag="place_sell_order"):
+    order_id: str
+    quantity_g: int
+    all_or_none: bool
+    price_sen_per_kg: int  # minimum
+    source: Source
+    place: str  # prefecture or municipality code the listing shows
+    name_public: bool
+    buyers: list[str]  # only these buyers; empty = anyone
+    expires_at_ns: int  # 0 = good until cancelled
+
+
+class PlaceBuyOrder(Action, tag="place_buy_order"):
+    order_id: str
+    quantity_g: int
+    all_or_none: bool
+    price_sen_per_kg: int  # limit
+    conditions: BuyConditions
+    expires_at_ns: int
+
+
+class CancelOrder(Action, tag="cancel_order"):
+    order_id: str
+
+
+class SetSellRule(Action, tag="set_sell_rule"):
+    rule_id: str
+    device_id: str
+    price_sen_per_kg: int
+    name_public: bool
+    cap_g: int
+    buyers: list[str]
+
+
+class CancelSellRule(Action, tag="cancel_sell_rule"):
+    rule_id: str
+
+
 AnyAction = (
     RegisterParticipant
     | RegisterDevice
@@ -131,6 +176,11 @@ AnyAction = (
     | RetireValue
     | DepositYen
     | WithdrawYen
+    | PlaceSellOrder
+    | PlaceBuyOrder
+    | CancelOrder
+    | SetSellRule
+    | CancelSellRule
 )
 
 KINDS: Final = frozenset(
@@ -145,6 +195,11 @@ KINDS: Final = frozenset(
         "retire_value",
         "deposit_yen",
         "withdraw_yen",
+        "place_sell_order",
+        "place_buy_order",
+        "cancel_order",
+        "set_sell_rule",
+        "cancel_sell_rule",
     }
 )
 

@@ -180,3 +180,117 @@ class Reference(Record):
     account: str
     amount_sen: int
     height: int
+
+
+# ---- the market (DESIGN.md section 5) ----------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    open = "open"
+    filled = "filled"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+class BuyConditions(Record):
+    """What a buyer requires of the value it buys; an empty field means "any" (不問)."""
+
+    sellers: list[str]  # one of these participants
+    places: list[str]  # prefecture (2 digits) or municipality (6 digits) codes, hierarchical
+    sources: list[Source]
+    period_from_s: int  # generated no earlier than [UTC s]; 0 = any
+    period_to_s: int  # generated no later than [UTC s]; 0 = any
+    commissioned_after: str  # device commissioned after this ISO date; "" = any
+    exclude_estimated: bool  # refuse value that contains estimated intervals
+
+
+class SellConditions(Record):
+    """What a seller requires of its buyer; an empty field means any buyer."""
+
+    buyers: list[str]
+
+
+class Lot(Record):
+    """Value a sell order holds in escrow from one batch, with what conditions look at."""
+
+    batch_id: str
+    quantity_g: int
+    period_start_s: int
+    period_end_s: int
+    municipality_code: str
+    commissioned_on: str
+    estimated: bool
+
+
+class SellOrder(Record):
+    order_id: str
+    owner: str
+    quantity_g: int  # as placed
+    remaining_g: int
+    all_or_none: bool
+    price_sen_per_kg: int  # the minimum price
+    expires_at_ns: int  # 0 = good until cancelled
+    seq: int  # ledger position: time priority
+    placed_height: int
+    source: Source
+    place: str  # the listing's place: prefecture or municipality code
+    name_public: bool
+    conditions: SellConditions
+    lots: list[Lot]  # escrowed value, oldest generation first
+    rule_id: str  # the standing sell rule that listed it, "" when placed by hand
+    status: OrderStatus
+
+
+class BuyOrder(Record):
+    order_id: str
+    owner: str
+    quantity_g: int
+    remaining_g: int
+    all_or_none: bool
+    price_sen_per_kg: int  # the limit price
+    expires_at_ns: int
+    seq: int
+    placed_height: int
+    conditions: BuyConditions
+    escrow_sen: int  # yen this order still holds in escrow
+    status: OrderStatus
+
+
+class LotDraw(Record):
+    batch_id: str
+    quantity_g: int
+
+
+class Trade(Record):
+    trade_seq: int
+    height: int
+    time_ns: int
+    tx_hash: bytes
+    buy_order: str
+    sell_order: str
+    buyer: str
+    seller: str
+    seller_public: bool
+    quantity_g: int
+    price_sen_per_kg: int
+    value_sen: int
+    lots: list[LotDraw]  # batches the value came from, oldest first
+
+
+class SellRule(Record):
+    """A standing sell rule: list each new issuance of a device at a minimum price."""
+
+    rule_id: str
+    owner: str
+    device_id: str
+    price_sen_per_kg: int
+    name_public: bool
+    conditions: SellConditions
+    cap_g: int  # list at most this much in all
+    listed_g: int
+    active: bool
+
+
+class MarketCounters(Record):
+    next_order_seq: int
+    next_trade_seq: int

@@ -223,6 +223,20 @@ class Node:
                 raise KeyError(participant_id)
             return self._pending_nonce.get(participant_id, participant.next_nonce)
 
+    def commit_now(self, raws: Sequence[bytes]) -> list[Receipt]:
+        """Admit these transactions and commit exactly one block holding those admitted (for
+        scenarios and tests that need exact block boundaries; the sequencer must not run)."""
+        assert self._thread is None, "commit_now is for a node without a running sequencer"
+        futures = [self.submit(raw) for raw in raws]
+        with self._cond:
+            batch = self._mempool
+            self._mempool = []
+            verified = self._verified
+            self._verified = set()
+        if batch:
+            self._commit_block(batch, verified)
+        return [f.result() for f in futures]
+
     # ---- the sequencer ----------------------------------------------------------------
     def _run(self) -> None:
         interval_s = self.block_interval_ms / 1_000

@@ -7,7 +7,7 @@ from typing import Any
 
 from reco2.ledger import block, merkle
 from reco2.ledger.history import FORMAT, b64, proof_to_json
-from reco2.ledger.state import HOLDING, batch_key, retirement_key
+from reco2.ledger.state import HOLDING, batch_key, retirement_key, trade_key
 from reco2.ledger.types import Retirement
 from reco2.node.store import Store
 from reco2.node.view import StateView
@@ -43,6 +43,15 @@ def build(data_dir: Path, batch_id: str) -> dict[str, Any]:
                     }
                 )
         keys = [batch_key(batch_id)]
+        # trades that drew from this batch, named in the events of its transactions
+        for h, index in places:
+            result = block.decode_result(store.block_txs(h)[index].result)
+            for tag in result.events:
+                if not tag.startswith("trade/"):
+                    continue
+                trade = view.state.trade(int(tag.split("/", 1)[1]))
+                if trade is not None and any(d.batch_id == batch_id for d in trade.lots):
+                    keys.append(trade_key(trade.trade_seq))
         keys += [k for k, _ in view.state.records_with_prefix(HOLDING + batch_id.encode() + b"/")]
         keys += [
             retirement_key(r.retirement_id)

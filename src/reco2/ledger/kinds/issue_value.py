@@ -19,14 +19,26 @@ from reco2.ledger.calendar import (
 )
 from reco2.ledger.kinds.common import MAX_AMOUNT, Context, has_role, valid_id
 from reco2.ledger.outcome import Outcome
-from reco2.ledger.state import State, batch_key, device_key, holding_key, issued_key
+from reco2.ledger.kinds import place_sell_order
+from reco2.ledger.market import rules, settlement
+from reco2.ledger.state import (
+    State,
+    batch_key,
+    device_key,
+    holding_key,
+    issued_key,
+    sell_rule_key,
+)
 from reco2.ledger.tx import IssueValue
 from reco2.ledger.types import (
     DeviceStatus,
     FactorRow,
     Holding,
     IssuedPeriod,
+    OrderStatus,
     Role,
+    SellConditions,
+    SellOrder,
     ValueBatch,
 )
 
@@ -160,4 +172,36 @@ def apply(state: State, ctx: Context, action: IssueValue) -> tuple[str, ...]:
     )
     device.carry_mg = carried_out_mg
     state.touch(device_key(device.device_id))
-    return (f"batch/{batch.batch_id}", f"device/{device.device_id}")
+    events = (f"batch/{batch.batch_id}", f"device/{device.device_id}")
+    return events + _list_by_rule(state, ctx, batch)
+
+
+def _list_by_rule(state: State, ctx: Context, batch: ValueBatch) -> tuple[str, ...]:
+    """New value meets the owner's standing sell rule: list it at once, up to the rule's cap."""
+    rule = state.sell_rule_of_device(batch.device_id)
+    if rule is None:
+        return ()
+    quantity_g = min(batch.co2_g, rule.cap_g - rule.listed_g)
+    if quantity_g <= 0:
+        return ()
+    rule.listed_g += quantity_g
+    state.touch(sell_rule_key(rule.rule_id))
+    order = SellOrder(
+        order_id=rules.rule_order_id(rule.rule_id, batch.batch_id),
+        owner=batch.owner,
+        quantity_g=quantity_g,
+        remaining_g=quantity_g,
+        all_or_none=False,
+        price_sen_per_kg=rule.price_sen_per_kg,
+        expires_at_ns=0,
+        seq=0,
+        placed_height=ctx.height,
+        source=batch.source,
+        place=batch.municipality_code,
+        name_public=rule.name_public,
+        conditions=SellConditions(list(rule.conditions.buyers)),
+        lots=settlement.escrow_value(state, batch.owner, [batch], quantity_g),
+        rule_id=rule.rule_id,
+        status=OrderStatus.open,
+    )
+    return (f"sell_rule/{rule.rule_id}", *place_sell_order.list_value(state, ctx, order))

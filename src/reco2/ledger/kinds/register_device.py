@@ -6,7 +6,7 @@ from __future__ import annotations
 from reco2.ledger.calendar import parse_iso_date
 from reco2.ledger.kinds.common import Context, has_role, text_ok, valid_id
 from reco2.ledger.outcome import Outcome
-from reco2.ledger.places import is_municipality_code, is_prefecture_code
+from reco2.ledger.places import is_known_municipality, is_prefecture_code
 from reco2.ledger.state import State, device_key
 from reco2.ledger.tx import PUBLIC_KEY_BYTES, RegisterDevice
 from reco2.ledger.types import Device, DeviceStatus, Role
@@ -22,7 +22,7 @@ def stateless(action: RegisterDevice) -> Outcome:
         return Outcome.capacity_must_be_positive
     if not is_prefecture_code(action.prefecture_code):
         return Outcome.invalid_place_code
-    if not is_municipality_code(action.municipality_code):
+    if not is_known_municipality(action.municipality_code):
         return Outcome.invalid_place_code
     if action.municipality_code[:2] != action.prefecture_code:
         return Outcome.invalid_place_code

