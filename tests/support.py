@@ -13,8 +13,8 @@ from reco2.ledger.block import TxResult
 from reco2.ledger.calendar import jst_midnight_s, parse_iso_date
 from reco2.ledger.genesis import Genesis, GenesisParticipant
 from reco2.ledger.outcome import ENVELOPE_OUTCOMES, Outcome
-from reco2.ledger.state import decode_value, participant_key
-from reco2.ledger.types import GridContract, Participant, Role, Source
+from reco2.ledger.state import TRADE, decode_value, participant_key
+from reco2.ledger.types import BuyConditions, GridContract, Participant, Role, Source, Trade
 
 CHAIN_ID = "reco2-test"
 DAY_S = 86_400
@@ -62,6 +62,10 @@ STATELESS_OUTCOMES = frozenset(
         Outcome.quantity_must_be_positive,
         Outcome.amount_must_be_positive,
         Outcome.amount_too_large,
+        # the market's own fields (issue 3)
+        Outcome.price_must_be_positive,
+        Outcome.invalid_conditions,
+        Outcome.invalid_expiry,
     }
 )
 DOOR_OUTCOMES = (ENVELOPE_OUTCOMES - {Outcome.nonce_too_high}) | STATELESS_OUTCOMES
@@ -289,3 +293,164 @@ def next_nonce(ledger: Ledger, pid: str) -> int:
     participant = ledger.app.state.participant(pid)
     assert participant is not None
     return participant.next_nonce
+
+
+# ---- the market (issue 3) -----------------------------------------------------------------
+#: FY2025 national average in the shipped table [mg-CO2/Wh]: issuance helpers aim at grams.
+FACTOR_MG_PER_WH = 423
+_references = iter(range(10**9))
+
+
+def ok_block(ledger: Ledger, *signed: tuple[str, tx.Action], advance_s: int = 10) -> None:
+    """Several transactions in one block, each of which must succeed."""
+    result = ledger.block([ledger.sign(s, a) for s, a in signed], advance_s=advance_s)
+    codes = [r.code for r in result.results]
+    assert codes == ["ok"] * len(signed), list(zip([s for s, _ in signed], codes, strict=True))
+
+
+def register_action(pid: str, *roles: Role, name_public: bool = True) -> tx.RegisterParticipant:
+    return tx.RegisterParticipant(pid, public_key(pid), list(roles), pid, name_public)
+
+
+def add_device(ledger: Ledger, device_id: str, owner: str, source: Source = Source.solar,
+               municipality: str = "131202", commissioned_on: str = "2019-04-01",
+               capacity_w: int = 1_000_000) -> None:
+    """Register (as its owner) and approve a device aggregated by mrv."""
+    ok_block(ledger, (owner, device_action(
+        device_id, owner=owner, source=source, prefecture_code=municipality[:2],
+        municipality_code=municipality, commissioned_on=commissioned_on, capacity_w=capacity_w)))
+    ok_block(ledger, ("authority", tx.ApproveDevice(device_id)))
+
+
+def wh_for_g(grams: int, carry_mg: int) -> tuple[int, int]:
+    """Self-consumed Wh that issue exactly ``grams`` at 423 mg/Wh given a device's carry, and
+    the carry after it [mg]."""
+    wh = max(0, -(-(grams * 1_000 - carry_mg) // FACTOR_MG_PER_WH))
+    total = wh * FACTOR_MG_PER_WH + carry_mg
+    assert total // 1_000 == grams, (grams, carry_mg)
+    return wh, total % 1_000
+
+
+def issue_g_action(ledger: Ledger, batch_id: str, device_id: str, day: str, grams: int,
+                   estimated: bool = False, carry_mg: int | None = None) -> tx.IssueValue:
+    """An issuance of one JST day that creates exactly ``grams`` (the device's carry read from
+    the state unless given); ``estimated`` marks one interval as estimated."""
+    if carry_mg is None:
+        device = ledger.app.state.device(device_id)
+        assert device is not None
+        carry_mg = device.carry_mg
+    wh, _ = wh_for_g(grams, carry_mg)
+    if estimated:
+        return issue_action(batch_id, day, wh, device_id, measured_intervals=47,
+                            estimated_intervals=1, estimated_wh=wh // 10)
+    return issue_action(batch_id, day, wh, device_id)
+
+
+def issue_g(ledger: Ledger, batch_id: str, device_id: str, day: str, grams: int,
+            estimated: bool = False) -> None:
+    ok_block(ledger, ("mrv", issue_g_action(ledger, batch_id, device_id, day, grams, estimated)))
+    batch = ledger.app.state.batch(batch_id)
+    assert batch is not None
+    assert batch.co2_g == grams
+
+
+def deposit_action(account: str, amount_sen: int) -> tx.DepositYen:
+    return tx.DepositYen(account, amount_sen, f"dep-{next(_references)}")
+
+
+def deposit(ledger: Ledger, account: str, amount_sen: int) -> None:
+    ok_block(ledger, ("bank", deposit_action(account, amount_sen)))
+
+
+def sell_action(order_id: str, quantity_g: int, price_sen_per_kg: int, *,
+                source: Source = Source.solar, place: str = "131202", aon: bool = False,
+                name_public: bool = True, buyers: Sequence[str] = (),
+                expires_at_ns: int = 0) -> tx.PlaceSellOrder:
+    return tx.PlaceSellOrder(order_id, quantity_g, aon, price_sen_per_kg, source, place,
+                             name_public, list(buyers), expires_at_ns)
+
+
+def buy_conditions(sellers: Sequence[str] = (), places: Sequence[str] = (),
+                   sources: Sequence[Source] = (), period_from_s: int = 0, period_to_s: int = 0,
+                   commissioned_after: str = "", exclude_estimated: bool = False) -> BuyConditions:
+    return BuyConditions(list(sellers), list(places), list(sources), period_from_s, period_to_s,
+                         commissioned_after, exclude_estimated)
+
+
+def buy_action(order_id: str, quantity_g: int, price_sen_per_kg: int, *, aon: bool = False,
+               expires_at_ns: int = 0, **conditions: object) -> tx.PlaceBuyOrder:
+    return tx.PlaceBuyOrder(order_id, quantity_g, aon, price_sen_per_kg,
+                            buy_conditions(**conditions), expires_at_ns)  # type: ignore[arg-type]
+
+
+def yen_of(ledger: Ledger, account: str) -> tuple[int, int] | None:
+    """(available, escrowed) [sen] of an account, None when it has none."""
+    record = ledger.app.state.yen(account)
+    return None if record is None else (record.available_sen, record.escrowed_sen)
+
+
+def trades_of(ledger: Ledger) -> list[Trade]:
+    return [r for _, r in ledger.app.state.records_with_prefix(TRADE) if isinstance(r, Trade)]
+
+
+def book_of(ledger: Ledger) -> dict[str, list[tuple[str, int, int]]]:
+    """The resting orders of both sides in priority order: (id, remaining g, price)."""
+    book = ledger.app.state.book
+    sells = sorted(book.sells.values(), key=lambda o: (o.price_sen_per_kg, o.seq))
+    buys = sorted(book.buys.values(), key=lambda o: (-o.price_sen_per_kg, o.seq))
+    return {
+        "sell": [(o.order_id, o.remaining_g, o.price_sen_per_kg) for o in sells],
+        "buy": [(o.order_id, o.remaining_g, o.price_sen_per_kg) for o in buys],
+    }
+
+
+def book_records(ledger: Ledger) -> dict[str, bytes]:
+    """Every resting order as the book holds it, encoded (a derived index, not in snapshot)."""
+    book = ledger.app.state.book
+    return {f"{side}/{oid}": tx.encode(order)
+            for side, orders in (("sell", book.sells), ("buy", book.buys))
+            for oid, order in orders.items()}
+
+
+def attempt_market(ledger: Ledger, signer: str, action: tx.Action,
+                   expected: Outcome) -> TxResult:
+    """``Ledger.attempt``, and for a rejection also the book (derived state) unchanged."""
+    before = book_records(ledger)
+    result = ledger.attempt(signer, action, expected)
+    if expected is not Outcome.ok:
+        assert book_records(ledger) == before, "a rejection changed the book"
+    return result
+
+
+#: Who the market tests meet (on top of ``world()``): prosumers moe, maru and hokkaido (name
+#: hidden), buyers buyer (from world) and buyer2, and trader (prosumer and buyer).
+MARKET_DEVICES = (
+    # device, owner, source, municipality, commissioned on
+    ("nerima-moe", "moe", Source.solar, "131202", "2019-04-01"),
+    ("setagaya-moe", "moe", Source.solar, "131121", "2020-07-15"),
+    ("koriyama-wind", "maru", Source.wind, "072036", "2018-10-01"),
+    ("fukushima-pv", "maru", Source.solar, "072010", "2022-01-01"),
+    ("sapporo-pv", "hokkaido", Source.solar, "011002", "2021-05-10"),
+    ("trader-pv", "trader", Source.solar, "131202", "2023-03-01"),
+)
+MARKET_YEN_SEN = 1_000_000  # each buyer's deposit (10,000 yen)
+
+
+def market_world() -> Ledger:
+    """``world()`` plus the market's people, a device each (see MARKET_DEVICES, every one 1 MW
+    and aggregated by mrv) and 1,000,000 sen deposited for buyer, buyer2 and trader."""
+    ledger = world()
+    ok_block(ledger,
+             ("authority", register_action("moe", Role.prosumer)),
+             ("authority", register_action("maru", Role.prosumer)),
+             ("authority", register_action("hokkaido", Role.prosumer, name_public=False)),
+             ("authority", register_action("buyer2", Role.buyer)),
+             ("authority", register_action("trader", Role.buyer, Role.prosumer)))
+    ok_block(ledger, *[
+        (owner, device_action(device_id, owner=owner, source=source,
+                              prefecture_code=municipality[:2], municipality_code=municipality,
+                              commissioned_on=commissioned, capacity_w=1_000_000))
+        for device_id, owner, source, municipality, commissioned in MARKET_DEVICES])
+    ok_block(ledger, *[("authority", tx.ApproveDevice(d[0])) for d in MARKET_DEVICES],
+             *[("bank", deposit_action(a, MARKET_YEN_SEN)) for a in ("buyer", "buyer2", "trader")])
+    return ledger

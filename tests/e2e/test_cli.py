@@ -312,8 +312,9 @@ def test_newcomer_path(tmp_path: Path, through: str) -> None:
     assert run_cli("audit", "-d", data_dir).returncode == 0
 
 
-def test_demo_json(tmp_path: Path) -> None:
-    result = cli_json("demo", "-d", tmp_path / "demo", "--json")
+def test_tour_json(tmp_path: Path) -> None:
+    """`reco2 tour`: the ledger's own story (issuance with carry, transfer, retirement, yen)."""
+    result = cli_json("tour", "-d", tmp_path / "tour", "--json")
     assert result["audit_ok"] is True and result["proof_ok"] is True
     assert [(b["co2_g"], b["carried_out_mg"]) for b in result["batches"]] == [
         (4_177, 548),
@@ -321,7 +322,17 @@ def test_demo_json(tmp_path: Path) -> None:
     ]
     assert all(step["code"] == "ok" for step in result["steps"]), result["steps"]
     assert result["holdings"]["nerima-pv-1:2025-06-01/buyer"] == [500, 0, 1_500]
+    report = cli_json("audit", "-d", tmp_path / "tour", "--json")
+    assert report["ok"] and report["tip_hash"] == result["tip_hash"]
+    again = run_cli("tour", "-d", tmp_path / "tour", expect=1)
+    assert "fresh directory" in one_line(again.stderr)
+
+
+def test_demo_json(tmp_path: Path) -> None:
+    """`reco2 demo`: the seed's market, then the audit and a verified history."""
+    result = cli_json("demo", "-d", tmp_path / "demo", "--json")
+    assert result["audit_ok"] is True and result["proof_ok"] is True
+    assert all(step["code"] == "ok" for step in result["steps"]), result["steps"]
     report = cli_json("audit", "-d", tmp_path / "demo", "--json")
     assert report["ok"] and report["tip_hash"] == result["tip_hash"]
-    again = run_cli("demo", "-d", tmp_path / "demo", expect=1)
-    assert "fresh directory" in one_line(again.stderr)
+    run_cli("audit", "-d", tmp_path / "demo")

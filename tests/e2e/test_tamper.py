@@ -18,7 +18,7 @@ from reco2.ledger.state import decode_value
 from reco2.ledger.types import Holding
 from tests.e2e.harness import DB_FILE, audit_json, cli_json, free_port, one_line, rows, run_cli
 
-TRANSFER_HEIGHT = 11  # the demo's story: one transaction per block (see cli/demo.py)
+TRANSFER_HEIGHT = 11  # `reco2 tour`'s story: one transaction per block (see cli/demo.py)
 MIDDLE_HEIGHT = 7
 BATCH = "nerima-pv-1:2025-06-01"
 HOLDING_KEY = f"holding/{BATCH}/buyer"
@@ -27,7 +27,7 @@ HOLDING_KEY = f"holding/{BATCH}/buyer"
 @pytest.fixture(scope="module")
 def demo_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     data_dir = tmp_path_factory.mktemp("tamper") / "original"
-    result = cli_json("demo", "-d", data_dir, "--json")
+    result = cli_json("tour", "-d", data_dir, "--json")
     assert result["audit_ok"] and result["height"] == 13, result
     steps = {s["height"]: s["step"] for s in result["steps"]}
     assert steps[TRANSFER_HEIGHT].startswith("transfer"), steps

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from reco2.cli.common import DataDir, console, err_console, fail
 from reco2.ledger import history as ledger_history
+from reco2.ledger import units
 from reco2.node import history as node_history
 from reco2.node.audit import audit
 from reco2.node.view import StateView, ViewError
@@ -46,8 +47,17 @@ def show_board(board: dict[str, list[list[str]]], title: str | None = None) -> N
 
 
 def _trade_json(trade: dict[str, Any]) -> dict[str, Any]:
-    keep = ("buy_order", "sell_order", "quantity_g", "price_sen_per_kg", "value_sen", "seller",
-            "buyer", "batches", "height")
+    keep = (
+        "buy_order",
+        "sell_order",
+        "quantity_g",
+        "price_sen_per_kg",
+        "value_sen",
+        "seller",
+        "buyer",
+        "batches",
+        "height",
+    )
     return {k: trade[k] for k in keep}
 
 
@@ -108,11 +118,15 @@ def demo(
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     else:
         mark = "[green]ok[/]" if report.ok else "[red]FAILED[/]"
-        console.print(f"audit {mark}: {report.blocks} blocks, {report.txs} transactions, "
-                      f"tip {report.tip_hash.hex()}")
+        console.print(
+            f"audit {mark}: {report.blocks} blocks, {report.txs} transactions, "
+            f"tip {report.tip_hash.hex()}"
+        )
         if traded:
-            console.print(f"history of {traded} {'verified' if proof_ok else 'FAILED'} "
-                          "against the tip (reco2 proof / reco2 verify-proof)")
+            console.print(
+                f"history of {traded} {'verified' if proof_ok else 'FAILED'} "
+                "against the tip (reco2 proof / reco2 verify-proof)"
+            )
         console.print(f"data: {result.data_dir}  ·  reco2 book -d {result.data_dir}")
     if result.failures or not report.ok or not proof_ok:
         raise typer.Exit(1)
@@ -143,7 +157,14 @@ def trades(data_dir: DataDir = Path("."), as_json: Json = False) -> None:
         return
     table = Table("#", "height", "buy", "sell", "seller", "kg", "yen/kg", "yen", title="約定")
     for t in rows:
-        table.add_row(str(t["trade_seq"]), str(t["height"]), t["buy_order"], t["sell_order"],
-                      t["seller"], f"{t['quantity_g'] / 1000:.3f}",
-                      f"{t['price_sen_per_kg'] / 100:.2f}", f"{t['value_sen'] / 100:.2f}")
+        table.add_row(
+            str(t["trade_seq"]),
+            str(t["height"]),
+            t["buy_order"],
+            t["sell_order"],
+            t["seller"],
+            units.format_kg(t["quantity_g"]),
+            units.format_yen(t["price_sen_per_kg"]),
+            units.format_yen(t["value_sen"]),
+        )
     console.print(table)

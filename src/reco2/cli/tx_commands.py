@@ -11,7 +11,15 @@ import typer
 from reco2 import factors
 from reco2.cli.common import DataDir, KeyOption, NodeUrl, fail, send
 from reco2.ledger import tx
-from reco2.ledger.types import GridContract, Purpose, Role, SchemeEnrollment, Source
+from reco2.ledger.types import (
+    BuyConditions,
+    GridContract,
+    Purpose,
+    Role,
+    SchemeEnrollment,
+    Source,
+)
+from reco2.scenario.model import ScenarioError, kg_to_g, yen_to_sen
 
 app = typer.Typer(help="Sign and submit transactions.", no_args_is_help=True)
 Json = Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")]
@@ -233,3 +241,132 @@ def withdraw(
 ) -> None:
     """Withdraw available yen through a settlement agent (the account holder signs)."""
     send(data_dir, node, key, tx.WithdrawYen(amount_sen, agent, reference), as_json)
+
+
+def _kg(value: str) -> int:
+    try:
+        return kg_to_g(value)
+    except ScenarioError as exc:
+        fail(str(exc))
+
+
+def _yen(value: str) -> int:
+    try:
+        return yen_to_sen(value)
+    except ScenarioError as exc:
+        fail(str(exc))
+
+
+@app.command("sell")
+def sell(
+    order_id: str,
+    quantity_kg: Annotated[str, typer.Option(help="kg-CO2, up to 3 decimals.")],
+    price_yen_per_kg: Annotated[str, typer.Option(help="Minimum price, yen per kg-CO2.")],
+    source: Annotated[Source, typer.Option()],
+    place: Annotated[str, typer.Option(help="Prefecture (13) or municipality (131202) code.")],
+    all_or_none: Annotated[bool, typer.Option(help="Exactly this quantity, or nothing.")] = False,
+    hidden: Annotated[bool, typer.Option(help="Show the seller as undisclosed (非公表).")] = False,
+    buyer: Annotated[list[str] | None, typer.Option(help="Only these buyers (repeatable).")] = None,
+    expires_at_ns: Annotated[int, typer.Option(help="UTC ns; 0 = until cancelled.")] = 0,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Place a sell order; the value is escrowed from your batches that fit it, oldest first."""
+    action = tx.PlaceSellOrder(
+        order_id,
+        _kg(quantity_kg),
+        all_or_none,
+        _yen(price_yen_per_kg),
+        source,
+        place,
+        not hidden,
+        sorted(buyer or []),
+        expires_at_ns,
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("buy")
+def buy(
+    order_id: str,
+    quantity_kg: Annotated[str, typer.Option(help="kg-CO2, up to 3 decimals.")],
+    price_yen_per_kg: Annotated[str, typer.Option(help="Limit price, yen per kg-CO2.")],
+    seller: Annotated[list[str] | None, typer.Option(help="One of these sellers.")] = None,
+    place: Annotated[list[str] | None, typer.Option(help="Within one of these places.")] = None,
+    source: Annotated[list[Source] | None, typer.Option(help="One of these sources.")] = None,
+    period_from_s: Annotated[int, typer.Option(help="Generated from [UTC s]; 0 = any.")] = 0,
+    period_to_s: Annotated[int, typer.Option(help="Generated until [UTC s]; 0 = any.")] = 0,
+    commissioned_after: Annotated[str, typer.Option(help="YYYY-MM-DD; empty = any.")] = "",
+    exclude_estimated: Annotated[bool, typer.Option()] = False,
+    all_or_none: Annotated[bool, typer.Option()] = False,
+    expires_at_ns: Annotated[int, typer.Option()] = 0,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Place a buy order; yen for the whole order at the limit price is escrowed."""
+    conditions = BuyConditions(
+        sorted(seller or []),
+        sorted(place or []),
+        sorted(source or []),
+        period_from_s,
+        period_to_s,
+        commissioned_after,
+        exclude_estimated,
+    )
+    action = tx.PlaceBuyOrder(
+        order_id,
+        _kg(quantity_kg),
+        all_or_none,
+        _yen(price_yen_per_kg),
+        conditions,
+        expires_at_ns,
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("cancel")
+def cancel(
+    order_id: str,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Cancel your resting order; its escrow is released."""
+    send(data_dir, node, key, tx.CancelOrder(order_id), as_json)
+
+
+@app.command("sell-rule")
+def sell_rule(
+    rule_id: str,
+    device: Annotated[str, typer.Option()],
+    price_yen_per_kg: Annotated[str, typer.Option(help="Minimum price, yen per kg-CO2.")],
+    cap_kg: Annotated[str, typer.Option(help="List at most this much in all.")],
+    hidden: Annotated[bool, typer.Option(help="List as undisclosed (非公表).")] = False,
+    buyer: Annotated[list[str] | None, typer.Option(help="Only these buyers.")] = None,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """List every new issuance of your device automatically (a standing sell rule)."""
+    action = tx.SetSellRule(
+        rule_id, device, _yen(price_yen_per_kg), not hidden, _kg(cap_kg), sorted(buyer or [])
+    )
+    send(data_dir, node, key, action, as_json)
+
+
+@app.command("cancel-sell-rule")
+def cancel_sell_rule(
+    rule_id: str,
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Stop a standing sell rule (orders it already listed stay)."""
+    send(data_dir, node, key, tx.CancelSellRule(rule_id), as_json)

@@ -35,8 +35,8 @@ from reco2.ledger.kinds import (
     transfer_value,
     withdraw_yen,
 )
-from reco2.ledger.market import settlement
 from reco2.ledger.kinds.common import Context
+from reco2.ledger.market import settlement
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import State, participant_key
 from reco2.ledger.types import Participant

@@ -232,7 +232,8 @@ class State:
             self._index(key, record)
         # The book is rebuilt in ledger order, so priority within a price is as it was.
         open_orders: list[SellOrder | BuyOrder] = [
-            r for r in self._records.values()
+            r
+            for r in self._records.values()
             if isinstance(r, SellOrder | BuyOrder) and r.status is OrderStatus.open
         ]
         for order in sorted(open_orders, key=lambda o: o.seq):

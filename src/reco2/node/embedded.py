@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from reco2.node.store import BlockWrite, Store
 from reco2.node.verify import Verifier
 
 LOCK_FILE = "node.lock"
+#: Event tags kept in the storage's history index (the rest stay in the results).
+INDEXED_EVENTS = ("batch/", "device/", "participant/", "retirement/")
 
 
 class NodeError(RuntimeError):
@@ -133,7 +136,13 @@ class Node:
         self._pending_nonce: dict[str, int] = {}
         self._verified: set[bytes] = set()
         self._running = False
+        self._failed: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
+        self._writes: queue.Queue[_Finalized | None] = queue.Queue(maxsize=2)
+        self.durable_height = last
+        self.durable_hash = stored_hash
+        self.durable_state_root = header.state_root
         self._verifier = Verifier(verify_workers)
         self._block_listeners: list[Callable[[int], None]] = []
 
@@ -146,6 +155,8 @@ class Node:
     # ---- lifecycle --------------------------------------------------------------------
     def start(self) -> Node:
         self._running = True
+        self._writer = threading.Thread(target=self._write_loop, name="writer", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._run, name="sequencer", daemon=True)
         self._thread.start()
         return self
@@ -156,6 +167,8 @@ class Node:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
+        if self._writer is not None:
+            self._writer.join()
         self._verifier.close()
         self.store.close()
         os.close(self._lock_fd)
@@ -194,6 +207,8 @@ class Node:
         return futures
 
     def _admit(self, decoded: tx.DecodedTx) -> Future[Receipt]:
+        if self._failed is not None:
+            raise NodeError(f"the node stopped after a storage failure: {self._failed}")
         with self._app_lock:
             checked: CheckTxResult = self.app.check_decoded(decoded, verify=False)
             if checked.outcome is not Outcome.ok:
@@ -234,63 +249,65 @@ class Node:
             verified = self._verified
             self._verified = set()
         if batch:
-            self._commit_block(batch, verified)
+            self._persist(self._finalize(batch, verified))
         return [f.result() for f in futures]
 
     # ---- the sequencer ----------------------------------------------------------------
+    # Two stages: the sequencer thread applies block N+1 while the writer thread puts block N
+    # on disk (SQLite releases the GIL while it writes and syncs). Receipts are given by the
+    # writer, after the block is durable; if a write fails the node stops taking work.
     def _run(self) -> None:
         interval_s = self.block_interval_ms / 1_000
-        while True:
-            with self._cond:
-                if self._running and len(self._mempool) < self.max_block_txs:
-                    self._cond.wait(interval_s)
-                if not self._mempool:
-                    if not self._running:
-                        return
-                    continue
-                batch = self._mempool[: self.max_block_txs]
-                del self._mempool[: self.max_block_txs]
-                verified = self._verified
-                self._verified = set()
-            try:
-                self._commit_block(batch, verified)
-            except BaseException as exc:  # storage failure: stop taking work, fail loudly
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                self._running = False
-                raise
+        try:
+            while True:
+                with self._cond:
+                    if self._running and len(self._mempool) < self.max_block_txs:
+                        self._cond.wait(interval_s)
+                    if not self._mempool:
+                        if not self._running or self._failed is not None:
+                            return
+                        continue
+                    batch = self._mempool[: self.max_block_txs]
+                    del self._mempool[: self.max_block_txs]
+                    verified = self._verified
+                    self._verified = set()
+                self._writes.put(self._finalize(batch, verified))
+        finally:
+            self._writes.put(None)
 
-    def _commit_block(self, batch: list[_Pending], verified: set[bytes]) -> None:
-        height = self.app.height + 1
-        time_ns = max(self._clock_ns(), self.last_time_ns + 1)
-        raws = [p.raw for p in batch]
+    def _write_loop(self) -> None:
+        while (item := self._writes.get()) is not None:
+            if self._failed is not None:
+                _fail(item, self._failed)
+                continue
+            try:
+                self._persist(item)
+            except BaseException as exc:  # storage failure: stop taking work, fail loudly
+                self._failed = exc
+                _fail(item, exc)
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
+
+    def _finalize(self, batch: list[_Pending], verified: set[bytes]) -> _Finalized:
+        """Apply a block in memory and prepare its write (the sequencer's stage)."""
         with self._app_lock:
+            height = self.app.height + 1
+            time_ns = max(self._clock_ns(), self.last_time_ns + 1)
+            raws = [p.raw for p in batch]
             finalized = self.app.finalize_block(raws, height, time_ns, verified)
-        encoded = [block.encode_result(r) for r in finalized.results]
-        header = BlockHeader(
-            chain_id=self.app.chain_id,
-            height=height,
-            time_ns=time_ns,
-            prev_hash=self.last_hash,
-            tx_count=len(batch),
-            tx_root=block.tx_root([p.hash for p in batch]),
-            results_root=block.results_root(encoded),
-            state_root=finalized.app_hash,
-        )
-        block_hash = block.header_hash(header)
-        events = [(tag, i) for i, r in enumerate(finalized.results) for tag in r.events]
-        self.store.write_block(
-            BlockWrite(
-                height,
-                block_hash,
-                block.encode_header(header),
-                [(p.hash, p.raw, e) for p, e in zip(batch, encoded, strict=True)],
-                finalized.changes,
-                events,
+            encoded = [block.encode_result(r) for r in finalized.results]
+            header = BlockHeader(
+                chain_id=self.app.chain_id,
+                height=height,
+                time_ns=time_ns,
+                prev_hash=self.last_hash,
+                tx_count=len(batch),
+                tx_root=block.tx_root([p.hash for p in batch]),
+                results_root=block.results_root(encoded),
+                state_root=finalized.app_hash,
             )
-        )
-        with self._app_lock:
+            block_hash = block.header_hash(header)
             self.app.commit()
             self.last_hash = block_hash
             self.last_time_ns = time_ns
@@ -299,7 +316,30 @@ class Node:
                 pending = self._pending_nonce.get(signer)
                 if participant and pending is not None and pending <= participant.next_nonce:
                     del self._pending_nonce[signer]
-        for i, (pending_tx, result) in enumerate(zip(batch, finalized.results, strict=True)):
+        events = [
+            (tag, i)
+            for i, r in enumerate(finalized.results)
+            for tag in r.events
+            if tag.startswith(INDEXED_EVENTS)
+        ]
+        write = BlockWrite(
+            height,
+            block_hash,
+            block.encode_header(header),
+            [(p.hash, p.raw, e) for p, e in zip(batch, encoded, strict=True)],
+            finalized.changes,
+            events,
+        )
+        return _Finalized(write, batch, finalized.results, header.state_root)
+
+    def _persist(self, item: _Finalized) -> None:
+        """Put a finalized block on disk, then answer its transactions (the writer's stage)."""
+        self.store.write_block(item.write)
+        height = item.write.height
+        self.durable_height = height
+        self.durable_hash = item.write.hash
+        self.durable_state_root = item.state_root
+        for i, (pending_tx, result) in enumerate(zip(item.batch, item.results, strict=True)):
             pending_tx.future.set_result(_receipt(pending_tx.hash, result, height, i))
         for listener in self._block_listeners:
             listener(height)
@@ -313,6 +353,20 @@ class Node:
         """A committed value with its proof against the committed state root."""
         with self._app_lock:
             return self.app.query(key)
+
+
+@dataclass(slots=True)
+class _Finalized:
+    write: BlockWrite
+    batch: list[_Pending]
+    results: list[TxResult]
+    state_root: bytes
+
+
+def _fail(item: _Finalized, exc: BaseException) -> None:
+    for pending in item.batch:
+        if not pending.future.done():
+            pending.future.set_exception(exc)
 
 
 def _receipt(tx_hash: bytes, result: TxResult, height: int, index: int) -> Receipt:

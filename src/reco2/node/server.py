@@ -49,11 +49,12 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/v1/status")
     def status() -> dict[str, Any]:
+        # What is on disk: the last durable block (the node may be applying the next one).
         return {
             "chain_id": node.app.chain_id,
-            "height": node.height,
-            "tip_hash": node.last_hash.hex(),
-            "state_root": node.app.state_root().hex(),
+            "height": node.durable_height,
+            "tip_hash": node.durable_hash.hex(),
+            "state_root": node.durable_state_root.hex(),
         }
 
     @app.get("/v1/nonce/{participant_id}")

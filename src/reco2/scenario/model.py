@@ -150,7 +150,8 @@ def decimal_units(value: str | int, places: int, what: str) -> int:
         raise ScenarioError(f"{what}: {value!r} is not a decimal number")
     if len(frac) > places:
         raise ScenarioError(f"{what}: {value!r} has more than {places} decimals")
-    return sign * (int(whole or "0") * 10**places + int(frac.ljust(places, "0") or "0"))
+    units: int = int(whole or "0") * 10**places + int(frac.ljust(places, "0") or "0")
+    return sign * units
 
 
 def kg_to_g(value: str | int, what: str = "quantity") -> int:

@@ -76,9 +76,18 @@ class _Runner:
             self.keys[name] = KeyFile(name, _seed(chain_id, name))
         create_chain(
             data_dir,
-            Genesis(chain_id, genesis_time_ns, [GenesisParticipant(
-                AUTHORITY, self.keys[AUTHORITY].public_key, [Role.authority],
-                "登録機関 (registry authority)")]),
+            Genesis(
+                chain_id,
+                genesis_time_ns,
+                [
+                    GenesisParticipant(
+                        AUTHORITY,
+                        self.keys[AUTHORITY].public_key,
+                        [Role.authority],
+                        "登録機関 (registry authority)",
+                    )
+                ],
+            ),
         )
         for key in self.keys.values():
             key.save(key_path(data_dir, key.participant_id))
@@ -110,40 +119,84 @@ class _Runner:
 
     def setup(self) -> None:
         s = self.scenario
-        self.add("register mrv", AUTHORITY, tx.RegisterParticipant(
-            AGGREGATOR, self.keys[AGGREGATOR].public_key, [Role.aggregator],
-            "ReCO2 MRV", True))
-        self.add("register bank", AUTHORITY, tx.RegisterParticipant(
-            BANK, self.keys[BANK].public_key, [Role.settlement_agent], "決済機関", True))
+        self.add(
+            "register mrv",
+            AUTHORITY,
+            tx.RegisterParticipant(
+                AGGREGATOR, self.keys[AGGREGATOR].public_key, [Role.aggregator], "ReCO2 MRV", True
+            ),
+        )
+        self.add(
+            "register bank",
+            AUTHORITY,
+            tx.RegisterParticipant(
+                BANK, self.keys[BANK].public_key, [Role.settlement_agent], "決済機関", True
+            ),
+        )
         for p in s.participants:
             try:
                 roles = [Role(r) for r in p.roles]
             except ValueError as exc:
                 raise ScenarioError(f"participant {p.id}: {exc}") from exc
-            self.add(f"register {p.id}", AUTHORITY, tx.RegisterParticipant(
-                p.id, self.keys[p.id].public_key, roles, p.name, p.name_public))
+            self.add(
+                f"register {p.id}",
+                AUTHORITY,
+                tx.RegisterParticipant(
+                    p.id, self.keys[p.id].public_key, roles, p.name, p.name_public
+                ),
+            )
         self.add("publish factors", AUTHORITY, factors.publish_action())
         self.cut()
         for d in s.devices:
             if not is_municipality_code(d.municipality):
                 raise ScenarioError(f"device {d.id}: unknown municipality {d.municipality!r}")
-            self.add(f"register device {d.id}", d.owner, tx.RegisterDevice(
-                d.id, d.owner, AGGREGATOR, Source(d.source), d.capacity_w, d.municipality[:2],
-                d.municipality, d.latitude_e2, d.longitude_e2, d.commissioned_on,
-                GridContract(d.grid_contract), "", [],
-                hashlib.sha256(f"meter/{d.id}".encode()).digest()))
+            self.add(
+                f"register device {d.id}",
+                d.owner,
+                tx.RegisterDevice(
+                    d.id,
+                    d.owner,
+                    AGGREGATOR,
+                    Source(d.source),
+                    d.capacity_w,
+                    d.municipality[:2],
+                    d.municipality,
+                    d.latitude_e2,
+                    d.longitude_e2,
+                    d.commissioned_on,
+                    GridContract(d.grid_contract),
+                    "",
+                    [],
+                    hashlib.sha256(f"meter/{d.id}".encode()).digest(),
+                ),
+            )
         self.cut()
         for d in s.devices:
             self.add(f"approve {d.id}", AUTHORITY, tx.ApproveDevice(d.id))
             if d.sell_rule is not None:
                 r = d.sell_rule
-                self.add(f"sell rule {r.id}", d.owner, tx.SetSellRule(
-                    r.id, d.id, yen_to_sen(r.price_yen_per_kg), r.name_public,
-                    kg_to_g(r.cap_kg), list(r.buyers)))
+                self.add(
+                    f"sell rule {r.id}",
+                    d.owner,
+                    tx.SetSellRule(
+                        r.id,
+                        d.id,
+                        yen_to_sen(r.price_yen_per_kg),
+                        r.name_public,
+                        kg_to_g(r.cap_kg),
+                        list(r.buyers),
+                    ),
+                )
         for deposit in s.deposits:
-            self.add(f"deposit {deposit.account}", BANK, tx.DepositYen(
-                deposit.account, yen_to_sen(deposit.yen, "deposit"),
-                f"dep-{deposit.account}-{len(self.pending)}"))
+            self.add(
+                f"deposit {deposit.account}",
+                BANK,
+                tx.DepositYen(
+                    deposit.account,
+                    yen_to_sen(deposit.yen, "deposit"),
+                    f"dep-{deposit.account}-{len(self.pending)}",
+                ),
+            )
         self.cut()
         for issue in s.issuances:
             self.add(f"issue {issue.batch}", AGGREGATOR, self.issue_action(issue))
@@ -164,29 +217,64 @@ class _Runner:
             wh = -(-kg_to_g(issue.co2_kg) * 1000 // factor)  # rounded up [Wh]
         else:
             raise ScenarioError(f"issuance {issue.batch}: give self_consumed_wh or co2_kg")
-        return tx.IssueValue(issue.batch, issue.device, start, start + DAY_S, wh, 48, 0, 0,
-                             hashlib.sha256(issue.batch.encode()).digest(),
-                             factors.shipped_table()["version"])
+        return tx.IssueValue(
+            issue.batch,
+            issue.device,
+            start,
+            start + DAY_S,
+            wh,
+            48,
+            0,
+            0,
+            hashlib.sha256(issue.batch.encode()).digest(),
+            factors.shipped_table()["version"],
+        )
 
     def step(self, index: int, step: dict[str, Any]) -> None:
         if len(step) != 1:
             raise ScenarioError(f"step {index}: one of sell, buy, cancel, issue, block")
-        (kind, body), = step.items()
+        ((kind, body),) = step.items()
         try:
             if kind == "sell":
                 s = msgspec.convert(body, SellSpec)
-                self.add(f"sell {s.id}", s.seller, tx.PlaceSellOrder(
-                    s.id, kg_to_g(s.quantity_kg), s.all_or_none, yen_to_sen(s.price_yen_per_kg),
-                    Source(s.source), s.place, s.name_public, list(s.buyers), s.expires_at_ns))
+                self.add(
+                    f"sell {s.id}",
+                    s.seller,
+                    tx.PlaceSellOrder(
+                        s.id,
+                        kg_to_g(s.quantity_kg),
+                        s.all_or_none,
+                        yen_to_sen(s.price_yen_per_kg),
+                        Source(s.source),
+                        s.place,
+                        s.name_public,
+                        list(s.buyers),
+                        s.expires_at_ns,
+                    ),
+                )
             elif kind == "buy":
                 b = msgspec.convert(body, BuySpec)
                 conditions = BuyConditions(
-                    list(b.sellers), list(b.places), [Source(x) for x in b.sources],
-                    _instant(b.period_from), _instant(b.period_to), b.commissioned_after,
-                    b.exclude_estimated)
-                self.add(f"buy {b.id}", b.buyer, tx.PlaceBuyOrder(
-                    b.id, kg_to_g(b.quantity_kg), b.all_or_none, yen_to_sen(b.price_yen_per_kg),
-                    conditions, b.expires_at_ns))
+                    list(b.sellers),
+                    list(b.places),
+                    [Source(x) for x in b.sources],
+                    _instant(b.period_from),
+                    _instant(b.period_to),
+                    b.commissioned_after,
+                    b.exclude_estimated,
+                )
+                self.add(
+                    f"buy {b.id}",
+                    b.buyer,
+                    tx.PlaceBuyOrder(
+                        b.id,
+                        kg_to_g(b.quantity_kg),
+                        b.all_or_none,
+                        yen_to_sen(b.price_yen_per_kg),
+                        conditions,
+                        b.expires_at_ns,
+                    ),
+                )
             elif kind == "cancel":
                 c = msgspec.convert(body, CancelSpec)
                 self.add(f"cancel {c.id}", c.by, tx.CancelOrder(c.id))

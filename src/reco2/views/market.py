@@ -121,14 +121,25 @@ def board_rows(state: State) -> dict[str, list[list[str]]]:
     """The board as text rows with the seed's Japanese labels."""
     view = book(state)
     sell_rows = [
-        [o["order_id"], _kg(o["quantity_g"], o["all_or_none"]), _yen(o["price_sen_per_kg"]),
-         o["seller_name"], o["place_name"], SOURCE_JA[Source(o["source"])]]
+        [
+            o["order_id"],
+            _kg(o["quantity_g"], o["all_or_none"]),
+            _yen(o["price_sen_per_kg"]),
+            o["seller_name"],
+            o["place_name"],
+            SOURCE_JA[Source(o["source"])],
+        ]
         for o in view["sell"]
     ]
     buy_rows = [
-        [o["order_id"], _kg(o["quantity_g"], o["all_or_none"]), _yen(o["price_sen_per_kg"]),
-         "・".join(o["seller_names"]) or "不問", "・".join(o["place_names"]) or "不問",
-         "・".join(SOURCE_JA[Source(s)] for s in o["sources"]) or "不問"]
+        [
+            o["order_id"],
+            _kg(o["quantity_g"], o["all_or_none"]),
+            _yen(o["price_sen_per_kg"]),
+            "・".join(o["seller_names"]) or "不問",
+            "・".join(o["place_names"]) or "不問",
+            "・".join(SOURCE_JA[Source(s)] for s in o["sources"]) or "不問",
+        ]
         for o in view["buy"]
     ]
     trade_rows = [

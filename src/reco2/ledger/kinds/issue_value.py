@@ -17,10 +17,10 @@ from reco2.ledger.calendar import (
     on_grid,
     parse_iso_date,
 )
-from reco2.ledger.kinds.common import MAX_AMOUNT, Context, has_role, valid_id
-from reco2.ledger.outcome import Outcome
 from reco2.ledger.kinds import place_sell_order
+from reco2.ledger.kinds.common import MAX_AMOUNT, Context, has_role, valid_id
 from reco2.ledger.market import rules, settlement
+from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import (
     State,
     batch_key,

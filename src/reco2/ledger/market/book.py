@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from reco2.ledger.market.conditions import accepts_lot, may_trade
-from reco2.ledger.types import BuyConditions, BuyOrder, LotDraw, SellOrder, Source
+from reco2.ledger.types import BuyConditions, BuyOrder, Lot, LotDraw, SellOrder, Source
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,40 +103,26 @@ class Book:
         self._expiry: list[tuple[int, int, str]] = []  # (expires at [ns], seq, order id)
 
     # ---- maintenance ------------------------------------------------------------------
-    def _sell_books(self, order: SellOrder) -> Iterator[PriceLevels]:
+    def _sell_books(self, order: SellOrder) -> list[PriceLevels]:
         pref = order.place[:2]
-        yield self._sell_all
-        for index, key in (
-            (self._sell_by_seller, order.owner),
-            (self._sell_by_source_pref, (order.source, pref)),
-            (self._sell_by_source, order.source),
-            (self._sell_by_pref, pref),
-        ):
-            book = index.get(key)  # type: ignore[attr-defined]
-            if book is None:
-                book = index[key] = PriceLevels(ascending=True)  # type: ignore[index]
-            yield book
+        return [
+            self._sell_all,
+            _book(self._sell_by_seller, order.owner, ascending=True),
+            _book(self._sell_by_source_pref, (order.source, pref), ascending=True),
+            _book(self._sell_by_source, order.source, ascending=True),
+            _book(self._sell_by_pref, pref, ascending=True),
+        ]
 
-    def _buy_books(self, order: BuyOrder) -> Iterator[PriceLevels]:
+    def _buy_books(self, order: BuyOrder) -> list[PriceLevels]:
         cond = order.conditions
-        index: dict[str, PriceLevels] | dict[Source, PriceLevels]
         if cond.sellers:
-            keys: Iterable[str | Source] = sorted(set(cond.sellers))
-            index = self._buy_by_seller
-        elif cond.places:
-            keys = sorted({p[:2] for p in cond.places})
-            index = self._buy_by_pref
-        elif cond.sources:
-            keys = sorted(set(cond.sources))
-            index = self._buy_by_source
-        else:
-            yield self._buy_plain
-            return
-        for key in keys:
-            book = index.get(key)  # type: ignore[call-overload]
-            if book is None:
-                book = index[key] = PriceLevels(ascending=False)  # type: ignore[index]
-            yield book
+            return [_book(self._buy_by_seller, s, False) for s in sorted(set(cond.sellers))]
+        if cond.places:
+            prefs = sorted({p[:2] for p in cond.places})
+            return [_book(self._buy_by_pref, p, False) for p in prefs]
+        if cond.sources:
+            return [_book(self._buy_by_source, r, False) for r in sorted(set(cond.sources))]
+        return [self._buy_plain]
 
     def add_sell(self, order: SellOrder) -> None:
         assert order.order_id not in self.sells, "an order rests once"
@@ -175,18 +164,31 @@ class Book:
         """Resting sells that may suit these conditions, in priority order (cheapest first)."""
         books: list[PriceLevels]
         if conditions.sellers:
-            books = [self._sell_by_seller[s] for s in set(conditions.sellers)
-                     if s in self._sell_by_seller]
+            books = [
+                self._sell_by_seller[s]
+                for s in set(conditions.sellers)
+                if s in self._sell_by_seller
+            ]
         elif conditions.sources and conditions.places:
             prefs = {p[:2] for p in conditions.places}
-            books = [self._sell_by_source_pref[(r, p)] for r in set(conditions.sources)
-                     for p in prefs if (r, p) in self._sell_by_source_pref]
+            books = [
+                self._sell_by_source_pref[(r, p)]
+                for r in set(conditions.sources)
+                for p in prefs
+                if (r, p) in self._sell_by_source_pref
+            ]
         elif conditions.places:
-            books = [self._sell_by_pref[p] for p in {p[:2] for p in conditions.places}
-                     if p in self._sell_by_pref]
+            books = [
+                self._sell_by_pref[p]
+                for p in {p[:2] for p in conditions.places}
+                if p in self._sell_by_pref
+            ]
         elif conditions.sources:
-            books = [self._sell_by_source[r] for r in set(conditions.sources)
-                     if r in self._sell_by_source]
+            books = [
+                self._sell_by_source[r]
+                for r in set(conditions.sources)
+                if r in self._sell_by_source
+            ]
         else:
             books = [self._sell_all]
         sells = self.sells
@@ -196,12 +198,11 @@ class Book:
     def buy_candidates(self, sell: SellOrder) -> Iterator[BuyOrder]:
         """Resting buys that may accept this sell order, in priority order (dearest first)."""
         books = [self._buy_plain]
-        for index, key in (
-            (self._buy_by_seller, sell.owner),
-            (self._buy_by_pref, sell.place[:2]),
-            (self._buy_by_source, sell.source),
+        for book in (
+            self._buy_by_seller.get(sell.owner),
+            self._buy_by_pref.get(sell.place[:2]),
+            self._buy_by_source.get(sell.source),
         ):
-            book = index.get(key)  # type: ignore[attr-defined]
             if book is not None:
                 books.append(book)
         buys = self.buys
@@ -242,8 +243,9 @@ class Book:
                 break
             if not may_trade(buy, sell):
                 continue
-            usable = [i for i, lot in enumerate(sell.lots)
-                      if left[i] and accepts_lot(buy.conditions, lot)]
+            usable = [
+                i for i, lot in enumerate(sell.lots) if left[i] and accepts_lot(buy.conditions, lot)
+            ]
             quantity = min(remaining, buy.remaining_g, sum(left[i] for i in usable))
             if quantity <= 0 or (buy.all_or_none and quantity < buy.remaining_g):
                 continue
@@ -265,7 +267,15 @@ class Book:
         return fills
 
 
-def _draw(lots: list, quantity: int) -> tuple[LotDraw, ...]:  # type: ignore[type-arg]
+def _book(index: dict[K, PriceLevels], key: K, ascending: bool) -> PriceLevels:
+    """The index's book for a key, made on first use."""
+    book = index.get(key)
+    if book is None:
+        book = index[key] = PriceLevels(ascending)
+    return book
+
+
+def _draw(lots: list[Lot], quantity: int) -> tuple[LotDraw, ...]:
     draws: list[LotDraw] = []
     need = quantity
     for lot in lots:

@@ -60,9 +60,9 @@ def buy_conditions(conditions: BuyConditions) -> Outcome:
         return Outcome.invalid_conditions
     if conditions.period_from_s < 0 or conditions.period_to_s < 0:
         return Outcome.invalid_period
-    if conditions.period_from_s and conditions.period_to_s:
-        if conditions.period_to_s <= conditions.period_from_s:
-            return Outcome.invalid_period
+    both = conditions.period_from_s and conditions.period_to_s
+    if both and conditions.period_to_s <= conditions.period_from_s:
+        return Outcome.invalid_period
     if conditions.commissioned_after and parse_iso_date(conditions.commissioned_after) is None:
         return Outcome.invalid_date
     return Outcome.ok

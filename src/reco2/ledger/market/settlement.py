@@ -61,9 +61,7 @@ def sellable_g(state: State, owner: str, source: Source, place: str) -> int:
     return total
 
 
-def escrow_value(
-    state: State, owner: str, batches: list[ValueBatch], quantity_g: int
-) -> list[Lot]:
+def escrow_value(state: State, owner: str, batches: list[ValueBatch], quantity_g: int) -> list[Lot]:
     """Move ``quantity_g`` of the owner's tradable value into escrow, oldest batch first."""
     lots: list[Lot] = []
     need = quantity_g
