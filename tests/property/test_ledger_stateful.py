@@ -80,9 +80,15 @@ ROLES = list(Role)
 
 # How a transaction's envelope is made: mostly right, sometimes wrong in one named way.
 ENVELOPE_FAULTS = ["nonce_reused", "nonce_too_high", "wrong_key", "bad_signature", "wrong_chain"]
-ENVELOPE = st.integers(0, 3 * len(ENVELOPE_FAULTS) - 1).map(
+ENVELOPE = st.integers(0, 4 * len(ENVELOPE_FAULTS) - 1).map(
     lambda i: ENVELOPE_FAULTS[i] if i < len(ENVELOPE_FAULTS) else "right"
 )
+#: An index into whatever list the rule picks from when it runs (participants, batches...).
+INDEX = st.integers(0, 1_000)
+#: Mostly the participant a rule expects to sign ("right"), sometimes anyone at all.
+SIGNER = st.one_of(st.just("right"), st.just("right"), st.just("right"), st.sampled_from(SIGNERS))
+#: One time in ten a participant that does not exist.
+GHOST = st.integers(0, 9).map(lambda i: i == 0)
 QUANTITY = st.one_of(st.integers(0, 3_000), st.sampled_from(["all", "all+1", "half"]))
 
 
@@ -514,6 +520,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.submit(AUTHORITY, tx.ApproveDevice("dev1"))
         self.submit("agg", self.issue("dev0", 0, DAY_S, 9_876, SHIPPED))
         self.submit("agg", self.issue("dev1", 0, DAY_S, 8_765, "t2"))
+        self.submit("bank", tx.DepositYen("buy", 500_000, self.fresh("dep")))
+        self.submit("bank", tx.DepositYen("pro", 100_000, self.fresh("dep")))
         self.commit_world()
         for device_id in ("dev0", "dev1"):
             assert self.model.devices[device_id].status == "active"
@@ -550,14 +558,14 @@ class LedgerMachine(RuleBasedStateMachine):
         pid=st.sampled_from(NAMES),
         roles=st.sets(st.sampled_from(ROLES), min_size=1, max_size=3),
         key_of=st.sampled_from(["own", "own", "own", "other"]),
-        signer=st.sampled_from([AUTHORITY, AUTHORITY, AUTHORITY, *SIGNERS]),
+        signer=SIGNER,
         envelope=ENVELOPE,
     )
     def register_participant(self, pid: str, roles: set[Role], key_of: str, signer: str,
                              envelope: str) -> None:
         key = public_key(pid if key_of == "own" else pick(NAMES, len(roles) + len(pid)))
         action = tx.RegisterParticipant(pid, key, sorted(roles), pid, True)
-        self.submit(signer, action, envelope)
+        self.submit(AUTHORITY if signer == "right" else signer, action, envelope)
 
     @rule(
         device_id=st.sampled_from(DEVICES),
@@ -567,7 +575,7 @@ class LedgerMachine(RuleBasedStateMachine):
         utility=st.sampled_from(["", "U1", "U2"]),
         enrolled=st.one_of(st.none(), st.tuples(st.integers(0, 60), st.integers(1, 6))),
         same_meter=st.booleans(),
-        signer_is=st.sampled_from(["owner", "aggregator", "other"]),
+        signer_is=st.sampled_from(["owner", "aggregator", "owner", "aggregator", "other"]),
         other=st.sampled_from(SIGNERS),
         envelope=ENVELOPE,
     )
@@ -584,34 +592,39 @@ class LedgerMachine(RuleBasedStateMachine):
         self.submit(signer, action, envelope)
 
     @rule(device_id=st.sampled_from(DEVICES),
-          signer=st.sampled_from([AUTHORITY, AUTHORITY, *SIGNERS]), envelope=ENVELOPE)
+          signer=SIGNER, envelope=ENVELOPE)
     def approve_device(self, device_id: str, signer: str, envelope: str) -> None:
-        self.submit(signer, tx.ApproveDevice(device_id), envelope)
+        self.submit(AUTHORITY if signer == "right" else signer, tx.ApproveDevice(device_id), envelope)
 
-    @rule(device_id=st.sampled_from(DEVICES), signer=st.sampled_from(SIGNERS), envelope=ENVELOPE)
-    def deactivate_device(self, device_id: str, signer: str, envelope: str) -> None:
+    @rule(device_id=st.sampled_from(DEVICES), signer=SIGNER, by_owner=st.booleans(),
+          envelope=ENVELOPE)
+    def deactivate_device(self, device_id: str, signer: str, by_owner: bool, envelope: str) -> None:
+        if signer == "right":
+            device = self.model.devices.get(device_id)
+            signer = device.owner if device and by_owner else AUTHORITY
         self.submit(signer, tx.DeactivateDevice(device_id, "test"), envelope)
 
     @rule(
         version=st.sampled_from(["t2", "t3", "t4"]),
         factor_mg_per_wh=st.integers(1, 2_000),
         utility=st.sampled_from(["national", "U1", "U2"]),
-        signer=st.sampled_from([AUTHORITY, AUTHORITY, *SIGNERS]),
+        signer=SIGNER,
         envelope=ENVELOPE,
     )
     def publish_emission_factors(self, version: str, factor_mg_per_wh: int, utility: str,
                                  signer: str, envelope: str) -> None:
         rows = [tx.FactorRowIn(2025, utility, factor_mg_per_wh, "test", "2026-01-09")]
-        self.submit(signer, tx.PublishEmissionFactors(version, rows), envelope)
+        action = tx.PublishEmissionFactors(version, rows)
+        self.submit(AUTHORITY if signer == "right" else signer, action, envelope)
 
     @rule(
         device_id=st.sampled_from(["dev0", "dev0", "dev1", *DEVICES]),
         offset=st.one_of(st.integers(0, 30), st.integers(-80, 100)),
         length_s=st.sampled_from([INTERVAL_S, HALF_DAY, DAY_S, DAY_S, 2 * DAY_S]),
-        wh=st.one_of(st.integers(0, 20_000), st.integers(0, 500_000)),
+        wh=st.one_of(st.integers(0, 20_000), st.integers(0, 20_000), st.integers(0, 500_000)),
         version=st.sampled_from([SHIPPED, SHIPPED, "t2", "t3", "t-none"]),
         reuse_batch=st.integers(0, 9),
-        signer=st.sampled_from(["agg", "agg", "agg", *SIGNERS]),
+        signer=SIGNER,
         envelope=ENVELOPE,
     )
     def issue_value(self, device_id: str, offset: int, length_s: int, wh: int, version: str,
@@ -620,6 +633,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if reuse_batch == 0 and self.model.batches:
             batch_id = pick(sorted(self.model.batches), offset)
         action = self.issue(device_id, offset * HALF_DAY, length_s, wh, version, batch_id)
+        if signer == "right":
+            device = self.model.devices.get(device_id)
+            signer = device.aggregator if device else "agg"
         self.submit(signer, action, envelope)
 
     def quantity(self, spec: int | str, available: int) -> int:
@@ -632,42 +648,47 @@ class LedgerMachine(RuleBasedStateMachine):
         assert isinstance(spec, int)
         return spec
 
-    def holder_and_batch(self, index: int, anyone: bool, signer: str) -> tuple[str, str, int]:
+    def holder_and_batch(self, index: int, signer: str) -> tuple[str, str, int]:
         """Mostly a holder with tradable value; sometimes anyone and any batch id."""
         held = sorted((b, h) for (b, h), (t, _) in self.model.holdings.items() if t > 0)
-        if anyone or not held:
+        if signer != "right" or not held:
+            signer = "pro" if signer == "right" else signer
             batch_id = pick([*sorted(self.model.batches), "b-none"], index)
             holding = self.model.holding(batch_id, signer)
             return signer, batch_id, holding[0] if holding else 0
         batch_id, holder = held[index % len(held)]
         return holder, batch_id, self.model.holdings[(batch_id, holder)][0]
 
+    def someone(self, index: int, ghost: bool) -> str:
+        """A registered participant, or one time in ten nobody."""
+        return "ghost" if ghost else pick(sorted(self.model.participants), index)
+
     @rule(
-        index=st.integers(0, 1_000),
-        anyone=st.integers(0, 4).map(lambda i: i == 0),
-        signer=st.sampled_from(SIGNERS),
-        recipient=st.sampled_from([*NAMES, AUTHORITY, "ghost"]),
+        index=INDEX,
+        signer=SIGNER,
+        recipient=INDEX,
+        ghost=GHOST,
         spec=QUANTITY,
         envelope=ENVELOPE,
     )
-    def transfer_value(self, index: int, anyone: bool, signer: str, recipient: str,
+    def transfer_value(self, index: int, signer: str, recipient: int, ghost: bool,
                        spec: int | str, envelope: str) -> None:
-        holder, batch_id, available = self.holder_and_batch(index, anyone, signer)
-        action = tx.TransferValue(batch_id, recipient, self.quantity(spec, available))
+        holder, batch_id, available = self.holder_and_batch(index, signer)
+        action = tx.TransferValue(batch_id, self.someone(recipient, ghost),
+                                  self.quantity(spec, available))
         self.submit(holder, action, envelope)
 
     @rule(
-        index=st.integers(0, 1_000),
-        anyone=st.integers(0, 4).map(lambda i: i == 0),
-        signer=st.sampled_from(SIGNERS),
+        index=INDEX,
+        signer=SIGNER,
         spec=QUANTITY,
         reuse_id=st.integers(0, 7).map(lambda i: i == 0),
         purpose=st.sampled_from(list(Purpose)),
         envelope=ENVELOPE,
     )
-    def retire_value(self, index: int, anyone: bool, signer: str, spec: int | str,
+    def retire_value(self, index: int, signer: str, spec: int | str,
                      reuse_id: bool, purpose: Purpose, envelope: str) -> None:
-        holder, batch_id, available = self.holder_and_batch(index, anyone, signer)
+        holder, batch_id, available = self.holder_and_batch(index, signer)
         retirement_id = self.fresh("r")
         if reuse_id and self.model.retirements:
             retirement_id = pick(sorted(self.model.retirements), index)
@@ -676,33 +697,35 @@ class LedgerMachine(RuleBasedStateMachine):
         self.submit(holder, action, envelope)
 
     @rule(
-        signer=st.sampled_from(["bank", "bank", "bank", *SIGNERS]),
-        account=st.sampled_from([*NAMES, AUTHORITY, "ghost"]),
+        signer=SIGNER,
+        account=INDEX,
+        ghost=GHOST,
         amount=st.one_of(st.integers(0, 1_000_000), st.just(0)),
         reuse_ref=st.integers(0, 7).map(lambda i: i == 0),
         envelope=ENVELOPE,
     )
-    def deposit_yen(self, signer: str, account: str, amount: int, reuse_ref: bool,
+    def deposit_yen(self, signer: str, account: int, ghost: bool, amount: int, reuse_ref: bool,
                     envelope: str) -> None:
         reference = self.fresh("dep")
         if reuse_ref and self.model.deposit_refs:
             reference = pick(sorted(self.model.deposit_refs), amount)
-        self.submit(signer, tx.DepositYen(account, amount, reference), envelope)
+        action = tx.DepositYen(self.someone(account, ghost), amount, reference)
+        self.submit("bank" if signer == "right" else signer, action, envelope)
 
     @rule(
-        index=st.integers(0, 1_000),
-        anyone=st.integers(0, 3).map(lambda i: i == 0),
-        signer=st.sampled_from(SIGNERS),
-        agent=st.sampled_from(["bank", "bank", "bank", *SIGNERS]),
+        index=INDEX,
+        signer=SIGNER,
+        agent=SIGNER,
         spec=st.one_of(st.integers(0, 1_000_000), st.sampled_from(["all", "all+1", "half"])),
         reuse_ref=st.integers(0, 7).map(lambda i: i == 0),
         envelope=ENVELOPE,
     )
-    def withdraw_yen(self, index: int, anyone: bool, signer: str, agent: str, spec: int | str,
+    def withdraw_yen(self, index: int, signer: str, agent: str, spec: int | str,
                      reuse_ref: bool, envelope: str) -> None:
         funded = sorted(a for a, v in self.model.yen.items() if v > 0)
-        if funded and not anyone:
-            signer = pick(funded, index)
+        if signer == "right":
+            signer = pick(funded, index) if funded else "buy"
+        agent = "bank" if agent == "right" else agent
         amount = self.quantity(spec, self.model.yen.get(signer, 0))
         reference = self.fresh("wd")
         if reuse_ref and self.model.withdrawal_refs:
@@ -710,7 +733,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.submit(signer, tx.WithdrawYen(amount, agent, reference), envelope)
 
     @precondition(lambda self: self.history)
-    @rule(index=st.integers(0, 1_000))
+    @rule(index=INDEX)
     def replay(self, index: int) -> None:
         """The same bytes again, from any earlier block or this one."""
         self.resubmit(self.history[index % len(self.history)])

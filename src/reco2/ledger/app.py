@@ -11,7 +11,7 @@ a clock, randomness, the network or files: height and time arrive as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,26 +186,32 @@ class Application:
         txs: Sequence[bytes],
         height: int,
         time_ns: int,
-        verified: Container[bytes] = (),
+        checked: Mapping[bytes, tx.DecodedTx] | None = None,
     ) -> FinalizeBlockResult:
-        """Apply a block's transactions in order. ``verified`` holds hashes of transactions
-        whose signatures this process already checked (check_tx or a parallel verifier)."""
+        """Apply a block's transactions in order. ``checked`` maps the raw bytes of
+        transactions this process already decoded and whose signatures it verified (check_tx
+        or a parallel verifier) to their decoding; the others are decoded and verified here."""
         assert height == self.height + 1, f"block {height} after {self.height}"
         # Orders whose time has come expire before the block's transactions see the book.
         settlement.expire(self.state, time_ns)
-        results = [self._deliver(raw, height, time_ns, verified) for raw in txs]
+        known = checked if checked is not None else {}
+        results = [self._deliver(raw, height, time_ns, known) for raw in txs]
         changes = self.state.take_changes()
         app_hash = self.commitment.apply(changes)
         self.finalized_height = height
         return FinalizeBlockResult(results, app_hash, changes)
 
     def _deliver(
-        self, raw: bytes, height: int, time_ns: int, verified: Container[bytes]
+        self, raw: bytes, height: int, time_ns: int, checked: Mapping[bytes, tx.DecodedTx]
     ) -> TxResult:
-        decoded = tx.decode(raw, self.max_tx_bytes)
-        if isinstance(decoded, Outcome):
-            return TxResult(decoded.value, [])
-        outcome = self._check_envelope(decoded, decoded.hash not in verified)
+        decoded = checked.get(raw)
+        verify = decoded is None
+        if decoded is None:
+            fresh = tx.decode(raw, self.max_tx_bytes)
+            if isinstance(fresh, Outcome):
+                return TxResult(fresh.value, [])
+            decoded = fresh
+        outcome = self._check_envelope(decoded, verify)
         if outcome is not Outcome.ok:
             return TxResult(outcome.value, [])
         body = decoded.body

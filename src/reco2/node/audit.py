@@ -165,7 +165,7 @@ def audit(
             prev_time_ns = header.time_ns
             report.tip_hash = computed
             if replaying:
-                replaying = _replay(app, item, header, signatures, hashes, problems)
+                replaying = _replay(app, item, header, signatures, problems)
             if progress is not None:
                 progress(item.height, total)
         if trusted_hash is not None and report.tip_hash != trusted_hash:
@@ -185,7 +185,6 @@ def _replay(
     item: StoredBlock,
     header: block.BlockHeader,
     signatures: list[bool],
-    hashes: list[bytes],
     problems: list[Problem],
 ) -> bool:
     if item.height == 0:
@@ -193,8 +192,13 @@ def _replay(
             problems.append(Problem("genesis state root differs from the genesis file", 0))
             return False
         return True
-    verified = {h for h, ok in zip(hashes, signatures, strict=True) if ok}
-    finalized = app.finalize_block([s.raw for s in item.txs], item.height, header.time_ns, verified)
+    checked = {}
+    for stored, ok in zip(item.txs, signatures, strict=True):
+        decoded = tx.decode(stored.raw, app.max_tx_bytes) if ok else None
+        if isinstance(decoded, tx.DecodedTx):
+            checked[stored.raw] = decoded
+    raws = [s.raw for s in item.txs]
+    finalized = app.finalize_block(raws, item.height, header.time_ns, checked)
     app.commit()
     good = True
     for stored, result in zip(item.txs, finalized.results, strict=True):

@@ -83,10 +83,20 @@ def create_chain(data_dir: Path, genesis: Genesis) -> bytes:
 
 @dataclass(slots=True)
 class _Pending:
-    raw: bytes
-    hash: bytes
-    signer: str
+    decoded: tx.DecodedTx  # decoded and signature-verified at the door
     future: Future[Receipt]
+
+    @property
+    def raw(self) -> bytes:
+        return self.decoded.raw
+
+    @property
+    def hash(self) -> bytes:
+        return self.decoded.hash
+
+    @property
+    def signer(self) -> str:
+        return self.decoded.body.signer
 
 
 class Node:
@@ -134,7 +144,6 @@ class Node:
         self._cond = threading.Condition()
         self._mempool: list[_Pending] = []
         self._pending_nonce: dict[str, int] = {}
-        self._verified: set[bytes] = set()
         self._running = False
         self._failed: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -224,8 +233,7 @@ class Node:
             self._pending_nonce[signer] = expected + 1
             future: Future[Receipt] = Future()
             with self._cond:
-                self._mempool.append(_Pending(decoded.raw, decoded.hash, signer, future))
-                self._verified.add(decoded.hash)
+                self._mempool.append(_Pending(decoded, future))
                 if len(self._mempool) >= self.max_block_txs:
                     self._cond.notify_all()
             return future
@@ -246,10 +254,8 @@ class Node:
         with self._cond:
             batch = self._mempool
             self._mempool = []
-            verified = self._verified
-            self._verified = set()
         if batch:
-            self._persist(self._finalize(batch, verified))
+            self._persist(self._finalize(batch))
         return [f.result() for f in futures]
 
     # ---- the sequencer ----------------------------------------------------------------
@@ -269,9 +275,7 @@ class Node:
                         continue
                     batch = self._mempool[: self.max_block_txs]
                     del self._mempool[: self.max_block_txs]
-                    verified = self._verified
-                    self._verified = set()
-                self._writes.put(self._finalize(batch, verified))
+                self._writes.put(self._finalize(batch))
         finally:
             self._writes.put(None)
 
@@ -289,13 +293,14 @@ class Node:
                     self._running = False
                     self._cond.notify_all()
 
-    def _finalize(self, batch: list[_Pending], verified: set[bytes]) -> _Finalized:
+    def _finalize(self, batch: list[_Pending]) -> _Finalized:
         """Apply a block in memory and prepare its write (the sequencer's stage)."""
         with self._app_lock:
             height = self.app.height + 1
             time_ns = max(self._clock_ns(), self.last_time_ns + 1)
             raws = [p.raw for p in batch]
-            finalized = self.app.finalize_block(raws, height, time_ns, verified)
+            checked = {p.raw: p.decoded for p in batch}
+            finalized = self.app.finalize_block(raws, height, time_ns, checked)
             encoded = [block.encode_result(r) for r in finalized.results]
             header = BlockHeader(
                 chain_id=self.app.chain_id,

@@ -230,7 +230,7 @@ class Book:
             if remaining == 0:
                 break
         if buy.all_or_none and remaining > 0:
-            return []
+            return self._one_sell_fills_whole(buy)
         return fills
 
     def match_sell(self, sell: SellOrder) -> list[Fill]:
@@ -263,8 +263,38 @@ class Book:
             if remaining == 0:
                 break
         if sell.all_or_none and remaining > 0:
-            return []
+            return self._one_buy_takes_whole(sell)
         return fills
+
+    # An all-or-none order the walk could not fill whole (it met an all-or-none order larger
+    # than what it had left) may still trade whole with one resting order alone: the first
+    # such order in priority. Without this it would rest crossed with that order.
+    def _one_sell_fills_whole(self, buy: BuyOrder) -> list[Fill]:
+        for sell in self.sell_candidates(buy.conditions):
+            if sell.price_sen_per_kg > buy.price_sen_per_kg:
+                break
+            if not may_trade(buy, sell):
+                continue
+            if sell.all_or_none and sell.remaining_g > buy.remaining_g:
+                continue
+            eligible = [lot for lot in sell.lots if accepts_lot(buy.conditions, lot)]
+            if sum(lot.quantity_g for lot in eligible) >= buy.remaining_g:
+                draws = _draw(eligible, buy.remaining_g)
+                return [Fill(sell.order_id, buy.remaining_g, sell.price_sen_per_kg, draws)]
+        return []
+
+    def _one_buy_takes_whole(self, sell: SellOrder) -> list[Fill]:
+        for buy in self.buy_candidates(sell):
+            if buy.price_sen_per_kg < sell.price_sen_per_kg:
+                break
+            if not may_trade(buy, sell) or buy.remaining_g < sell.remaining_g:
+                continue
+            if buy.all_or_none and buy.remaining_g > sell.remaining_g:
+                continue
+            if all(accepts_lot(buy.conditions, lot) for lot in sell.lots):
+                draws = tuple(LotDraw(lot.batch_id, lot.quantity_g) for lot in sell.lots)
+                return [Fill(buy.order_id, sell.remaining_g, buy.price_sen_per_kg, draws)]
+        return []
 
 
 def _book(index: dict[K, PriceLevels], key: K, ascending: bool) -> PriceLevels:
