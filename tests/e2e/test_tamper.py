@@ -261,3 +261,21 @@ def test_any_state_byte(
     flip_state(copy, key, position, mask)
     _, report = failed_audit(copy, text=False)
     assert [p["key"] for p in report["problems"]] == [key], (label, report)
+
+
+def test_unreadable_state_row_is_a_clear_error(demo_chain: tuple[Path, dict[str, Any]]) -> None:
+    """A state row that no longer decodes: the audit names it, and the node, queries and
+    proofs refuse the directory with a message instead of a traceback."""
+    copy = copy_of(demo_chain[0], "unreadable-state")
+    key = f"batch/{BATCH}"
+    flip_state(copy, key, 0, 0x01)  # the record's array marker: [24 fields] -> [25 fields]
+    _, report = failed_audit(copy, text=False)
+    assert [p["key"] for p in report["problems"]] == [key], report
+    for argv in (
+        ("node", "run", "-d", copy, "--port", free_port()),
+        ("query", key, "-d", copy),
+        ("proof", BATCH, "-d", copy),
+    ):
+        proc = run_cli(*argv, expect=1, timeout=120)
+        message = one_line(proc.stderr)
+        assert "Traceback" not in message and "unreadable" in message, (argv, proc.stderr)

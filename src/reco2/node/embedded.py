@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from reco2.ledger import block, tx
 from reco2.ledger.app import Application, CheckTxResult, QueryResult
 from reco2.ledger.block import BlockHeader, TxResult
@@ -127,8 +129,14 @@ class Node:
         if last is None:
             raise NodeError(f"{data_dir} has no blocks: run `reco2 init` first")
         stored_hash, header_bytes = self._header(last)
-        header = block.decode_header(header_bytes)
-        self.app = Application(self.genesis, self.store.state_items(), height=last)
+        try:
+            header = block.decode_header(header_bytes)
+            self.app = Application(self.genesis, self.store.state_items(), height=last)
+        except (msgspec.DecodeError, UnicodeDecodeError, KeyError) as exc:
+            raise NodeError(
+                f"stored block {last} or state is unreadable ({exc}): "
+                "the data directory is damaged (run `reco2 audit`)"
+            ) from exc
         if self.app.state_root() != header.state_root:
             raise NodeError(
                 f"stored state does not match block {last}'s state root: "

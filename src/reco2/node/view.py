@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from reco2.ledger import block, merkle
 from reco2.ledger.state import State
 from reco2.node.store import Store
@@ -38,9 +40,14 @@ class StateView:
                 items = store.state_items()
         finally:
             store.close()
-        header = block.decode_header(header_raw)
         state = State()
-        state.load(items)
+        try:
+            header = block.decode_header(header_raw)
+            state.load(items)
+        except (msgspec.DecodeError, UnicodeDecodeError, KeyError) as exc:
+            raise ViewError(
+                f"stored block {height} or state is unreadable ({exc}) (run `reco2 audit`)"
+            ) from exc
         commitment = merkle.BucketedCommitment()
         root = commitment.bulk_load(items)
         if root != header.state_root:

@@ -20,7 +20,7 @@ def check(state: State, ctx: Context, action: TransferValue) -> Outcome:
         return Outcome.unknown_batch
     if state.participant(action.recipient) is None:
         return Outcome.recipient_unknown
-    if False:
+    if action.recipient == ctx.signer.participant_id:
         return Outcome.self_transfer
     holding = state.holding(action.batch_id, ctx.signer.participant_id)
     if holding is None or holding.tradable_g < action.quantity_g:

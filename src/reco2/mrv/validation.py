@@ -1,0 +1,375 @@
+"""Validation of signed readings: a pipeline of named checks (DESIGN.md section 4).
+
+Order of work for one signed reading:
+
+1. decode (``readings.decode_reading``): size, shape, canonical bytes;
+2. gates, which stop the pipeline when they fail because nothing after them can be trusted:
+   the device is registered (its meter key is needed to verify), the signature is the meter's;
+3. steps, which all run so that every reason is recorded: active device, 30-minute grid, not in
+   the future, not before commissioning, non-negative energy, self-consumed <= generation <=
+   capacity x interval, counters never run backwards, no conflict with an accepted reading,
+   solar generation within the clear-sky bound.
+
+Each check has a ``name`` and returns a ``Rejection(check, reason)`` or None. A rejected reading
+is kept with its reasons by the caller and never issues value. ``Pipeline.with_step`` adds a
+step (the next issue adds a trained anomaly model this way). Validation is pure: the device
+registry, the reading history and the current time arrive in a ``ValidationContext``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final, Protocol
+
+from reco2.ledger.calendar import INTERVAL_S, jst_midnight_s, on_grid, parse_iso_date
+from reco2.ledger.types import Device, DeviceStatus, Source
+from reco2.mrv import physics
+from reco2.mrv.readings import (
+    MAX_SIGNED_READING_BYTES,
+    DecodedReading,
+    DecodeFailure,
+    Reading,
+    decode_reading,
+    encode_reading,
+    interval_end_s,
+    self_consumed_wh,
+    verify_reading_signature,
+)
+
+S_PER_H: Final = 3_600
+
+#: How far a meter's clock may run ahead of the receiver's [s]: a reading is sent just after
+#: its interval ends, and a meter synchronised by NTP or by the smart-meter network is rarely
+#: more than a few seconds off.
+MAX_CLOCK_SKEW_S: Final = 60
+
+#: Latest interval start the physics bound is asked about [UTC s] (2200-01-01T00:00Z, the
+#: ledger's last issuance period end); later ones are rejected as future readings anyway.
+LAST_INTERVAL_START_S: Final = 7_258_118_400
+
+
+class Reason(StrEnum):
+    """Why a check rejected a reading (decoding failures are ``readings.DecodeFailure``)."""
+
+    unknown_device = "unknown_device"
+    bad_signature = "bad_signature"
+    device_not_active = "device_not_active"
+    interval_not_on_grid = "interval_not_on_grid"
+    interval_in_future = "interval_in_future"
+    interval_before_commissioning = "interval_before_commissioning"
+    energy_must_not_be_negative = "energy_must_not_be_negative"
+    self_consumed_exceeds_generation = "self_consumed_exceeds_generation"
+    generation_exceeds_capacity = "generation_exceeds_capacity"
+    counter_ran_backwards = "counter_ran_backwards"
+    conflicts_with_accepted_reading = "conflicts_with_accepted_reading"
+    generation_exceeds_clear_sky_bound = "generation_exceeds_clear_sky_bound"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One failed check: its name and the reason (a ``Reason`` or ``DecodeFailure`` value, or a
+    later step's own code)."""
+
+    check: str
+    reason: str
+
+
+class History(Protocol):
+    """The device's readings accepted so far (by a store, or ``ReadingHistory`` in memory)."""
+
+    def previous(self, device_id: str, interval_start_s: int) -> Reading | None:
+        """The latest accepted reading of the device strictly before ``interval_start_s``."""
+        ...
+
+    def following(self, device_id: str, interval_start_s: int) -> Reading | None:
+        """The earliest accepted reading of the device strictly after ``interval_start_s``."""
+        ...
+
+    def at(self, device_id: str, interval_start_s: int) -> Reading | None:
+        """The accepted reading of the device for exactly that interval, if any."""
+        ...
+
+
+class ReadingHistory:
+    """In-memory ``History``: accepted readings per device, ordered by interval."""
+
+    def __init__(self, readings: Iterable[Reading] = ()) -> None:
+        self._starts: dict[str, list[int]] = {}
+        self._readings: dict[str, dict[int, Reading]] = {}
+        for reading in readings:
+            self.add(reading)
+
+    def add(self, reading: Reading) -> None:
+        """Record an accepted reading (a later one for the same interval replaces it)."""
+        by_start = self._readings.setdefault(reading.device_id, {})
+        if reading.interval_start_s not in by_start:
+            bisect.insort(self._starts.setdefault(reading.device_id, []), reading.interval_start_s)
+        by_start[reading.interval_start_s] = reading
+
+    def previous(self, device_id: str, interval_start_s: int) -> Reading | None:
+        starts = self._starts.get(device_id, [])
+        index = bisect.bisect_left(starts, interval_start_s)
+        return self._readings[device_id][starts[index - 1]] if index > 0 else None
+
+    def following(self, device_id: str, interval_start_s: int) -> Reading | None:
+        starts = self._starts.get(device_id, [])
+        index = bisect.bisect_right(starts, interval_start_s)
+        return self._readings[device_id][starts[index]] if index < len(starts) else None
+
+    def at(self, device_id: str, interval_start_s: int) -> Reading | None:
+        return self._readings.get(device_id, {}).get(interval_start_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationContext:
+    """What validation reads besides the reading: devices, accepted history, the time [UTC s]."""
+
+    device_of: Callable[[str], Device | None]
+    history: History
+    now_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A decoded reading under validation, with its device (None when not registered)."""
+
+    decoded: DecodedReading
+    device: Device | None
+
+    @property
+    def reading(self) -> Reading:
+        return self.decoded.reading
+
+
+class Check(Protocol):
+    """A named validation step: a ``Rejection`` when the reading fails it, else None."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, candidate: Candidate, context: ValidationContext) -> Rejection | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """A check made of a name and a rule returning the failure reason or None."""
+
+    name: str
+    rule: Callable[[Candidate, ValidationContext], str | None]
+
+    def __call__(self, candidate: Candidate, context: ValidationContext) -> Rejection | None:
+        reason = self.rule(candidate, context)
+        return None if reason is None else Rejection(self.name, reason)
+
+
+# ---- the rules -----------------------------------------------------------------------------
+
+
+def _device_registered(candidate: Candidate, context: ValidationContext) -> str | None:
+    return Reason.unknown_device if candidate.device is None else None
+
+
+def _signature(candidate: Candidate, context: ValidationContext) -> str | None:
+    device = candidate.device
+    assert device is not None, "the device gate runs first"
+    if verify_reading_signature(candidate.decoded.envelope, device.meter_public_key):
+        return None
+    return Reason.bad_signature
+
+
+def _device_active(candidate: Candidate, context: ValidationContext) -> str | None:
+    assert candidate.device is not None
+    return None if candidate.device.status is DeviceStatus.active else Reason.device_not_active
+
+
+def _interval_on_grid(candidate: Candidate, context: ValidationContext) -> str | None:
+    start_s = candidate.reading.interval_start_s
+    return None if start_s >= 0 and on_grid(start_s) else Reason.interval_not_on_grid
+
+
+def _not_in_future(candidate: Candidate, context: ValidationContext) -> str | None:
+    """An interval can be reported once it has ended (allowing ``MAX_CLOCK_SKEW_S``)."""
+    if interval_end_s(candidate.reading) > context.now_s + MAX_CLOCK_SKEW_S:
+        return Reason.interval_in_future
+    return None
+
+
+def _commissioned(candidate: Candidate, context: ValidationContext) -> str | None:
+    """No reading before the JST day the device was commissioned (the ledger's issuance rule)."""
+    assert candidate.device is not None
+    commissioned = parse_iso_date(candidate.device.commissioned_on)
+    assert commissioned is not None, "the ledger checks dates at registration"
+    if candidate.reading.interval_start_s < jst_midnight_s(commissioned):
+        return Reason.interval_before_commissioning
+    return None
+
+
+def _energy_not_negative(candidate: Candidate, context: ValidationContext) -> str | None:
+    reading = candidate.reading
+    values = (
+        reading.generation_wh,
+        reading.export_wh,
+        reading.import_wh,
+        reading.generation_counter_wh,
+        reading.export_counter_wh,
+    )
+    if any(value is not None and value < 0 for value in values):
+        return Reason.energy_must_not_be_negative
+    return None
+
+
+def _within_capacity(candidate: Candidate, context: ValidationContext) -> str | None:
+    """self-consumed <= generation <= capacity [W] x interval [h], in exact integers."""
+    assert candidate.device is not None
+    reading = candidate.reading
+    if self_consumed_wh(reading) > reading.generation_wh:
+        return Reason.self_consumed_exceeds_generation
+    if reading.generation_wh * S_PER_H > candidate.device.capacity_w * INTERVAL_S:
+        return Reason.generation_exceeds_capacity
+    return None
+
+
+def _counters_monotonic(candidate: Candidate, context: ValidationContext) -> str | None:
+    """Each cumulative register is >= its value at the previous accepted interval and <= its
+    value at the next one (readings may arrive out of order).
+
+    A register that wraps or is reset (a replaced meter) is refused here too: an operator
+    re-registers the meter rather than the pipeline guessing.
+    """
+    reading = candidate.reading
+    before = context.history.previous(reading.device_id, reading.interval_start_s)
+    after = context.history.following(reading.device_id, reading.interval_start_s)
+    for counter in ("generation_counter_wh", "export_counter_wh"):
+        value: int | None = getattr(reading, counter)
+        if value is None:
+            continue
+        low = None if before is None else getattr(before, counter)
+        high = None if after is None else getattr(after, counter)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return Reason.counter_ran_backwards
+    return None
+
+
+def _no_conflict(candidate: Candidate, context: ValidationContext) -> str | None:
+    """The same interval again is idempotent; different numbers for an accepted interval are not."""
+    reading = candidate.reading
+    accepted = context.history.at(reading.device_id, reading.interval_start_s)
+    if accepted is not None and encode_reading(accepted) != candidate.decoded.envelope.body:
+        return Reason.conflicts_with_accepted_reading
+    return None
+
+
+def _within_clear_sky(candidate: Candidate, context: ValidationContext) -> str | None:
+    """Solar generation <= the clear-sky bound at the device's place and time (``physics``)."""
+    device = candidate.device
+    assert device is not None
+    reading = candidate.reading
+    if device.source is not Source.solar:
+        return None
+    if not 0 <= reading.interval_start_s <= LAST_INTERVAL_START_S:
+        return None  # no sun to compute: the grid or future check has rejected it already
+    bound_wh = physics.clear_sky_generation_wh_max(
+        device.latitude_e2 / 100.0,
+        device.longitude_e2 / 100.0,
+        device.capacity_w,
+        reading.interval_start_s,
+    )
+    return Reason.generation_exceeds_clear_sky_bound if reading.generation_wh > bound_wh else None
+
+
+DEVICE_REGISTERED: Final = RuleCheck("device_registered", _device_registered)
+SIGNATURE: Final = RuleCheck("signature", _signature)
+DEVICE_ACTIVE: Final = RuleCheck("device_active", _device_active)
+INTERVAL_ON_GRID: Final = RuleCheck("interval_on_grid", _interval_on_grid)
+NOT_IN_FUTURE: Final = RuleCheck("not_in_future", _not_in_future)
+COMMISSIONED: Final = RuleCheck("commissioned", _commissioned)
+ENERGY_NOT_NEGATIVE: Final = RuleCheck("energy_not_negative", _energy_not_negative)
+WITHIN_CAPACITY: Final = RuleCheck("within_capacity", _within_capacity)
+COUNTERS_MONOTONIC: Final = RuleCheck("counters_monotonic", _counters_monotonic)
+NO_CONFLICT: Final = RuleCheck("no_conflict", _no_conflict)
+WITHIN_CLEAR_SKY: Final = RuleCheck("within_clear_sky", _within_clear_sky)
+
+#: Name of the pseudo-check that reports decoding failures.
+DECODE: Final = "decode"
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """The outcome of validating one signed reading.
+
+    ``reading`` is None only when decoding failed. ``rejections`` lists every failed check in
+    pipeline order; the reading is accepted when it decoded and nothing rejected it.
+    """
+
+    raw: bytes
+    reading: Reading | None
+    rejections: tuple[Rejection, ...]
+
+    @property
+    def accepted(self) -> bool:
+        return self.reading is not None and not self.rejections
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(rejection.reason for rejection in self.rejections)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Checks in order: ``gates`` stop at their first failure, ``steps`` all run."""
+
+    gates: tuple[Check, ...]
+    steps: tuple[Check, ...] = field(default=())
+
+    def with_step(self, check: Check) -> Pipeline:
+        """A new pipeline with ``check`` appended to the steps (this one is unchanged)."""
+        return Pipeline(self.gates, (*self.steps, check))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(check.name for check in (*self.gates, *self.steps))
+
+    def run(self, decoded: DecodedReading, context: ValidationContext) -> Validated:
+        candidate = Candidate(decoded, context.device_of(decoded.reading.device_id))
+        for gate in self.gates:
+            rejection = gate(candidate, context)
+            if rejection is not None:
+                return Validated(decoded.raw, decoded.reading, (rejection,))
+        rejections = tuple(
+            rejection
+            for rejection in (step(candidate, context) for step in self.steps)
+            if rejection is not None
+        )
+        return Validated(decoded.raw, decoded.reading, rejections)
+
+
+DEFAULT_PIPELINE: Final = Pipeline(
+    gates=(DEVICE_REGISTERED, SIGNATURE),
+    steps=(
+        DEVICE_ACTIVE,
+        INTERVAL_ON_GRID,
+        NOT_IN_FUTURE,
+        COMMISSIONED,
+        ENERGY_NOT_NEGATIVE,
+        WITHIN_CAPACITY,
+        COUNTERS_MONOTONIC,
+        NO_CONFLICT,
+        WITHIN_CLEAR_SKY,
+    ),
+)
+
+
+def validate(
+    raw: bytes,
+    context: ValidationContext,
+    pipeline: Pipeline = DEFAULT_PIPELINE,
+    max_bytes: int = MAX_SIGNED_READING_BYTES,
+) -> Validated:
+    """Decode a signed reading and run the pipeline on it; never raises for bad input."""
+    decoded = decode_reading(raw, max_bytes)
+    if isinstance(decoded, DecodeFailure):
+        return Validated(raw, None, (Rejection(DECODE, decoded),))
+    return pipeline.run(decoded, context)
