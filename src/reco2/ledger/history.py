@@ -122,7 +122,7 @@ def _verify_headers(bundle: dict[str, Any], trusted_hash: bytes) -> dict[int, bl
     for raw in reversed(raw_headers):
         try:
             header = block.decode_header(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise HistoryError("a header is unreadable") from exc
         if block.header_hash(header) != expected:
             which = "trusted block" if expected == trusted_hash else f"block {header.height}"

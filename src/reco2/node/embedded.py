@@ -123,27 +123,11 @@ class Node:
         except BlockingIOError as exc:
             os.close(self._lock_fd)
             raise NodeError(f"another node is running on {data_dir}") from exc
-        self.store = Store(data_dir)
-        self.genesis = self.store.genesis()
-        last = self.store.last_height()
-        if last is None:
-            raise NodeError(f"{data_dir} has no blocks: run `reco2 init` first")
-        stored_hash, header_bytes = self._header(last)
         try:
-            header = block.decode_header(header_bytes)
-            self.app = Application(self.genesis, self.store.state_items(), height=last)
-        except (msgspec.DecodeError, UnicodeDecodeError, KeyError) as exc:
-            raise NodeError(
-                f"stored block {last} or state is unreadable ({exc}): "
-                "the data directory is damaged (run `reco2 audit`)"
-            ) from exc
-        if self.app.state_root() != header.state_root:
-            raise NodeError(
-                f"stored state does not match block {last}'s state root: "
-                "the data directory is damaged (run `reco2 audit`)"
-            )
-        self.last_hash = stored_hash
-        self.last_time_ns = header.time_ns
+            self._open_chain(data_dir)
+        except BaseException:
+            os.close(self._lock_fd)  # leave the data directory free for the next try
+            raise
         # The loaded state is long-lived: keep the cyclic garbage collector from walking it
         # on every full collection (it would cost more than the block's own work).
         gc.collect()
@@ -157,11 +141,45 @@ class Node:
         self._thread: threading.Thread | None = None
         self._writer: threading.Thread | None = None
         self._writes: queue.Queue[_Finalized | None] = queue.Queue(maxsize=2)
+        self._durable = threading.Condition()
+        self._verifier = Verifier(verify_workers)
+        self._block_listeners: list[Callable[[int], None]] = []
+
+    def _open_chain(self, data_dir: Path) -> None:
+        """Load the committed state and check it against the last block's state root."""
+        self.store = Store(data_dir)
+        try:
+            self.genesis = self.store.genesis()
+            last = self.store.last_height()
+            if last is None:
+                raise NodeError(f"{data_dir} has no blocks: run `reco2 init` first")
+            stored_hash, header_bytes = self._header(last)
+            try:
+                header = block.decode_header(header_bytes)
+                self.app = Application(self.genesis, self.store.state_items(), height=last)
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                UnicodeDecodeError,
+                KeyError,
+            ) as exc:
+                raise NodeError(
+                    f"stored block {last} or state is unreadable ({exc}): "
+                    "the data directory is damaged (run `reco2 audit`)"
+                ) from exc
+            if self.app.state_root() != header.state_root:
+                raise NodeError(
+                    f"stored state does not match block {last}'s state root: "
+                    "the data directory is damaged (run `reco2 audit`)"
+                )
+        except BaseException:
+            self.store.close()
+            raise
+        self.last_hash = stored_hash
+        self.last_time_ns = header.time_ns
         self.durable_height = last
         self.durable_hash = stored_hash
         self.durable_state_root = header.state_root
-        self._verifier = Verifier(verify_workers)
-        self._block_listeners: list[Callable[[int], None]] = []
 
     def _header(self, height: int) -> tuple[bytes, bytes]:
         found = self.store.header(height)
@@ -297,6 +315,8 @@ class Node:
             except BaseException as exc:  # storage failure: stop taking work, fail loudly
                 self._failed = exc
                 _fail(item, exc)
+                with self._durable:
+                    self._durable.notify_all()
                 with self._cond:
                     self._running = False
                     self._cond.notify_all()
@@ -349,9 +369,11 @@ class Node:
         """Put a finalized block on disk, then answer its transactions (the writer's stage)."""
         self.store.write_block(item.write)
         height = item.write.height
-        self.durable_height = height
-        self.durable_hash = item.write.hash
-        self.durable_state_root = item.state_root
+        with self._durable:
+            self.durable_height = height
+            self.durable_hash = item.write.hash
+            self.durable_state_root = item.state_root
+            self._durable.notify_all()
         for i, (pending_tx, result) in enumerate(zip(item.batch, item.results, strict=True)):
             pending_tx.future.set_result(_receipt(pending_tx.hash, result, height, i))
         for listener in self._block_listeners:
@@ -363,8 +385,17 @@ class Node:
         return self.app.height
 
     def query(self, key: bytes) -> QueryResult:
-        """A committed value with its proof against the committed state root."""
+        """A value with its proof against the state root of the last block on disk.
+
+        The sequencer may have applied a block the writer has not synced yet; the query holds
+        the sequencer back and waits for the writer, so it never answers from a block that a
+        crash could still lose."""
         with self._app_lock:
+            with self._durable:
+                while self.durable_height < self.app.height and self._failed is None:
+                    self._durable.wait(1.0)
+            if self._failed is not None:
+                raise NodeError(f"the node stopped after a storage failure: {self._failed}")
             return self.app.query(key)
 
 
