@@ -121,8 +121,14 @@ class Ledger:
     blocks: list[tuple[list[bytes], int, int, bytes]] = field(default_factory=list)
     _retired: dict[bytes, int] = field(default_factory=dict)
 
-    def sign(self, signer: str, action: tx.Action, nonce: int | None = None,
-             key_of: str | None = None, chain_id: str = CHAIN_ID) -> bytes:
+    def sign(
+        self,
+        signer: str,
+        action: tx.Action,
+        nonce: int | None = None,
+        key_of: str | None = None,
+        chain_id: str = CHAIN_ID,
+    ) -> bytes:
         if nonce is None:
             nonce = self.nonces.get(signer, 0)
             self.nonces[signer] = nonce + 1
@@ -161,9 +167,15 @@ class Ledger:
         assert not self.app.state.has_changes()
         return outcome
 
-    def attempt(self, signer: str, action: tx.Action, expected: Outcome,
-                nonce: int | None = None, key_of: str | None = None,
-                chain_id: str = CHAIN_ID) -> TxResult:
+    def attempt(
+        self,
+        signer: str,
+        action: tx.Action,
+        expected: Outcome,
+        nonce: int | None = None,
+        key_of: str | None = None,
+        chain_id: str = CHAIN_ID,
+    ) -> TxResult:
         """Sign and submit one transaction at the door and then in a block of its own.
 
         Asserts the door's answer (``expected`` when it is a door code, else ok), the block's
@@ -258,23 +270,43 @@ def world(ledger: Ledger | None = None) -> Ledger:
 
 def device_action(device_id: str = "pv-1", **overrides: object) -> tx.RegisterDevice:
     fields: dict[str, object] = dict(
-        device_id=device_id, owner="maekawa", aggregator="mrv", source=Source.solar,
-        capacity_w=4_500, prefecture_code="13", municipality_code="131202",
-        latitude_e2=3574, longitude_e2=13965, commissioned_on="2019-04-01",
-        grid_contract=GridContract.fit, utility="", other_schemes=[],
+        device_id=device_id,
+        owner="maekawa",
+        aggregator="mrv",
+        source=Source.solar,
+        capacity_w=4_500,
+        prefecture_code="13",
+        municipality_code="131202",
+        latitude_e2=3574,
+        longitude_e2=13965,
+        commissioned_on="2019-04-01",
+        grid_contract=GridContract.fit,
+        utility="",
+        other_schemes=[],
         meter_public_key=public_key("meter-" + device_id),
     )
     fields.update(overrides)
     return tx.RegisterDevice(**fields)  # type: ignore[arg-type]
 
 
-def issue_action(batch_id: str = "b1", day: str = "2025-06-01", wh: int = 9_876,
-                 device_id: str = "pv-1", **overrides: object) -> tx.IssueValue:
+def issue_action(
+    batch_id: str = "b1",
+    day: str = "2025-06-01",
+    wh: int = 9_876,
+    device_id: str = "pv-1",
+    **overrides: object,
+) -> tx.IssueValue:
     start = day_start(day)
     fields: dict[str, object] = dict(
-        batch_id=batch_id, device_id=device_id, period_start_s=start,
-        period_end_s=start + DAY_S, self_consumed_wh=wh, measured_intervals=48,
-        estimated_intervals=0, estimated_wh=0, readings_root=bytes(32),
+        batch_id=batch_id,
+        device_id=device_id,
+        period_start_s=start,
+        period_end_s=start + DAY_S,
+        self_consumed_wh=wh,
+        measured_intervals=48,
+        estimated_intervals=0,
+        estimated_wh=0,
+        readings_root=bytes(32),
         factor_version="moe-meti-r6-results",
     )
     fields.update(overrides)
@@ -312,13 +344,31 @@ def register_action(pid: str, *roles: Role, name_public: bool = True) -> tx.Regi
     return tx.RegisterParticipant(pid, public_key(pid), list(roles), pid, name_public)
 
 
-def add_device(ledger: Ledger, device_id: str, owner: str, source: Source = Source.solar,
-               municipality: str = "131202", commissioned_on: str = "2019-04-01",
-               capacity_w: int = 1_000_000) -> None:
+def add_device(
+    ledger: Ledger,
+    device_id: str,
+    owner: str,
+    source: Source = Source.solar,
+    municipality: str = "131202",
+    commissioned_on: str = "2019-04-01",
+    capacity_w: int = 1_000_000,
+) -> None:
     """Register (as its owner) and approve a device aggregated by mrv."""
-    ok_block(ledger, (owner, device_action(
-        device_id, owner=owner, source=source, prefecture_code=municipality[:2],
-        municipality_code=municipality, commissioned_on=commissioned_on, capacity_w=capacity_w)))
+    ok_block(
+        ledger,
+        (
+            owner,
+            device_action(
+                device_id,
+                owner=owner,
+                source=source,
+                prefecture_code=municipality[:2],
+                municipality_code=municipality,
+                commissioned_on=commissioned_on,
+                capacity_w=capacity_w,
+            ),
+        ),
+    )
     ok_block(ledger, ("authority", tx.ApproveDevice(device_id)))
 
 
@@ -331,8 +381,15 @@ def wh_for_g(grams: int, carry_mg: int) -> tuple[int, int]:
     return wh, total % 1_000
 
 
-def issue_g_action(ledger: Ledger, batch_id: str, device_id: str, day: str, grams: int,
-                   estimated: bool = False, carry_mg: int | None = None) -> tx.IssueValue:
+def issue_g_action(
+    ledger: Ledger,
+    batch_id: str,
+    device_id: str,
+    day: str,
+    grams: int,
+    estimated: bool = False,
+    carry_mg: int | None = None,
+) -> tx.IssueValue:
     """An issuance of one JST day that creates exactly ``grams`` (the device's carry read from
     the state unless given); ``estimated`` marks one interval as estimated."""
     if carry_mg is None:
@@ -341,13 +398,21 @@ def issue_g_action(ledger: Ledger, batch_id: str, device_id: str, day: str, gram
         carry_mg = device.carry_mg
     wh, _ = wh_for_g(grams, carry_mg)
     if estimated:
-        return issue_action(batch_id, day, wh, device_id, measured_intervals=47,
-                            estimated_intervals=1, estimated_wh=wh // 10)
+        return issue_action(
+            batch_id,
+            day,
+            wh,
+            device_id,
+            measured_intervals=47,
+            estimated_intervals=1,
+            estimated_wh=wh // 10,
+        )
     return issue_action(batch_id, day, wh, device_id)
 
 
-def issue_g(ledger: Ledger, batch_id: str, device_id: str, day: str, grams: int,
-            estimated: bool = False) -> None:
+def issue_g(
+    ledger: Ledger, batch_id: str, device_id: str, day: str, grams: int, estimated: bool = False
+) -> None:
     ok_block(ledger, ("mrv", issue_g_action(ledger, batch_id, device_id, day, grams, estimated)))
     batch = ledger.app.state.batch(batch_id)
     assert batch is not None
@@ -362,25 +427,63 @@ def deposit(ledger: Ledger, account: str, amount_sen: int) -> None:
     ok_block(ledger, ("bank", deposit_action(account, amount_sen)))
 
 
-def sell_action(order_id: str, quantity_g: int, price_sen_per_kg: int, *,
-                source: Source = Source.solar, place: str = "131202", aon: bool = False,
-                name_public: bool = True, buyers: Sequence[str] = (),
-                expires_at_ns: int = 0) -> tx.PlaceSellOrder:
-    return tx.PlaceSellOrder(order_id, quantity_g, aon, price_sen_per_kg, source, place,
-                             name_public, list(buyers), expires_at_ns)
+def sell_action(
+    order_id: str,
+    quantity_g: int,
+    price_sen_per_kg: int,
+    *,
+    source: Source = Source.solar,
+    place: str = "131202",
+    aon: bool = False,
+    name_public: bool = True,
+    buyers: Sequence[str] = (),
+    expires_at_ns: int = 0,
+) -> tx.PlaceSellOrder:
+    return tx.PlaceSellOrder(
+        order_id,
+        quantity_g,
+        aon,
+        price_sen_per_kg,
+        source,
+        place,
+        name_public,
+        list(buyers),
+        expires_at_ns,
+    )
 
 
-def buy_conditions(sellers: Sequence[str] = (), places: Sequence[str] = (),
-                   sources: Sequence[Source] = (), period_from_s: int = 0, period_to_s: int = 0,
-                   commissioned_after: str = "", exclude_estimated: bool = False) -> BuyConditions:
-    return BuyConditions(list(sellers), list(places), list(sources), period_from_s, period_to_s,
-                         commissioned_after, exclude_estimated)
+def buy_conditions(
+    sellers: Sequence[str] = (),
+    places: Sequence[str] = (),
+    sources: Sequence[Source] = (),
+    period_from_s: int = 0,
+    period_to_s: int = 0,
+    commissioned_after: str = "",
+    exclude_estimated: bool = False,
+) -> BuyConditions:
+    return BuyConditions(
+        list(sellers),
+        list(places),
+        list(sources),
+        period_from_s,
+        period_to_s,
+        commissioned_after,
+        exclude_estimated,
+    )
 
 
-def buy_action(order_id: str, quantity_g: int, price_sen_per_kg: int, *, aon: bool = False,
-               expires_at_ns: int = 0, **conditions: object) -> tx.PlaceBuyOrder:
-    return tx.PlaceBuyOrder(order_id, quantity_g, aon, price_sen_per_kg,
-                            buy_conditions(**conditions), expires_at_ns)  # type: ignore[arg-type]
+def buy_action(
+    order_id: str,
+    quantity_g: int,
+    price_sen_per_kg: int,
+    *,
+    aon: bool = False,
+    expires_at_ns: int = 0,
+    **conditions: object,
+) -> tx.PlaceBuyOrder:
+    return tx.PlaceBuyOrder(
+        order_id, quantity_g, aon, price_sen_per_kg, buy_conditions(**conditions), expires_at_ns
+    )  # type: ignore[arg-type]
 
 
 def yen_of(ledger: Ledger, account: str) -> tuple[int, int] | None:
@@ -407,13 +510,14 @@ def book_of(ledger: Ledger) -> dict[str, list[tuple[str, int, int]]]:
 def book_records(ledger: Ledger) -> dict[str, bytes]:
     """Every resting order as the book holds it, encoded (a derived index, not in snapshot)."""
     book = ledger.app.state.book
-    return {f"{side}/{oid}": tx.encode(order)
-            for side, orders in (("sell", book.sells), ("buy", book.buys))
-            for oid, order in orders.items()}
+    return {
+        f"{side}/{oid}": tx.encode(order)
+        for side, orders in (("sell", book.sells), ("buy", book.buys))
+        for oid, order in orders.items()
+    }
 
 
-def attempt_market(ledger: Ledger, signer: str, action: tx.Action,
-                   expected: Outcome) -> TxResult:
+def attempt_market(ledger: Ledger, signer: str, action: tx.Action, expected: Outcome) -> TxResult:
     """``Ledger.attempt``, and for a rejection also the book (derived state) unchanged."""
     before = book_records(ledger)
     result = ledger.attempt(signer, action, expected)
@@ -440,17 +544,35 @@ def market_world() -> Ledger:
     """``world()`` plus the market's people, a device each (see MARKET_DEVICES, every one 1 MW
     and aggregated by mrv) and 1,000,000 sen deposited for buyer, buyer2 and trader."""
     ledger = world()
-    ok_block(ledger,
-             ("authority", register_action("moe", Role.prosumer)),
-             ("authority", register_action("maru", Role.prosumer)),
-             ("authority", register_action("hokkaido", Role.prosumer, name_public=False)),
-             ("authority", register_action("buyer2", Role.buyer)),
-             ("authority", register_action("trader", Role.buyer, Role.prosumer)))
-    ok_block(ledger, *[
-        (owner, device_action(device_id, owner=owner, source=source,
-                              prefecture_code=municipality[:2], municipality_code=municipality,
-                              commissioned_on=commissioned, capacity_w=1_000_000))
-        for device_id, owner, source, municipality, commissioned in MARKET_DEVICES])
-    ok_block(ledger, *[("authority", tx.ApproveDevice(d[0])) for d in MARKET_DEVICES],
-             *[("bank", deposit_action(a, MARKET_YEN_SEN)) for a in ("buyer", "buyer2", "trader")])
+    ok_block(
+        ledger,
+        ("authority", register_action("moe", Role.prosumer)),
+        ("authority", register_action("maru", Role.prosumer)),
+        ("authority", register_action("hokkaido", Role.prosumer, name_public=False)),
+        ("authority", register_action("buyer2", Role.buyer)),
+        ("authority", register_action("trader", Role.buyer, Role.prosumer)),
+    )
+    ok_block(
+        ledger,
+        *[
+            (
+                owner,
+                device_action(
+                    device_id,
+                    owner=owner,
+                    source=source,
+                    prefecture_code=municipality[:2],
+                    municipality_code=municipality,
+                    commissioned_on=commissioned,
+                    capacity_w=1_000_000,
+                ),
+            )
+            for device_id, owner, source, municipality, commissioned in MARKET_DEVICES
+        ],
+    )
+    ok_block(
+        ledger,
+        *[("authority", tx.ApproveDevice(d[0])) for d in MARKET_DEVICES],
+        *[("bank", deposit_action(a, MARKET_YEN_SEN)) for a in ("buyer", "buyer2", "trader")],
+    )
     return ledger

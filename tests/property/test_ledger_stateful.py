@@ -31,13 +31,6 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-
-from reco2 import factors
-from reco2.ledger import tx
-from reco2.ledger.app import Application
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.state import HOLDING, YEN
-from reco2.ledger.types import GridContract, Holding, Purpose, Role, SchemeEnrollment, Source, YenAccount
 from tests.support import (
     CHAIN_ID,
     DAY_S,
@@ -47,6 +40,21 @@ from tests.support import (
     public_key,
     seed_of,
     snapshot,
+)
+
+from reco2 import factors
+from reco2.ledger import tx
+from reco2.ledger.app import Application
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.state import HOLDING, YEN
+from reco2.ledger.types import (
+    GridContract,
+    Holding,
+    Purpose,
+    Role,
+    SchemeEnrollment,
+    Source,
+    YenAccount,
 )
 
 settings.register_profile(
@@ -192,7 +200,9 @@ class Model:
         return None
 
     # -- rules against state: every rule the transaction breaks -----------------------------
-    def rules_register_participant(self, signer: str, a: tx.RegisterParticipant, _: int) -> set[Outcome]:
+    def rules_register_participant(
+        self, signer: str, a: tx.RegisterParticipant, _: int
+    ) -> set[Outcome]:
         broken: set[Outcome] = set()
         if Role.authority not in self.roles(signer):
             broken.add(Outcome.role_not_allowed)
@@ -238,13 +248,16 @@ class Model:
         broken: set[Outcome] = set()
         roles = self.roles(signer)
         if Role.authority not in roles and signer != device.owner:
-            broken.add(Outcome.not_device_owner if Role.prosumer in roles else Outcome.role_not_allowed)
+            broken.add(
+                Outcome.not_device_owner if Role.prosumer in roles else Outcome.role_not_allowed
+            )
         if device.status == "deactivated":
             broken.add(Outcome.device_already_deactivated)
         return broken
 
-    def rules_publish_emission_factors(self, signer: str, a: tx.PublishEmissionFactors,
-                                       _: int) -> set[Outcome]:
+    def rules_publish_emission_factors(
+        self, signer: str, a: tx.PublishEmissionFactors, _: int
+    ) -> set[Outcome]:
         broken: set[Outcome] = set()
         if Role.authority not in self.roles(signer):
             broken.add(Outcome.role_not_allowed)
@@ -396,7 +409,9 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.ledger = Ledger(app=Application(genesis()), check_invariants=True)
         self.model = Model()
-        self.model.participants[AUTHORITY] = MParticipant(public_key(AUTHORITY), frozenset({Role.authority}))
+        self.model.participants[AUTHORITY] = MParticipant(
+            public_key(AUTHORITY), frozenset({Role.authority})
+        )
         self.pending: list[tuple[Submission, set[Outcome]]] = []
         self.history: list[Submission] = []
         self.counter = 0
@@ -532,25 +547,53 @@ class LedgerMachine(RuleBasedStateMachine):
         self.commit_block()
 
     @staticmethod
-    def device(device_id: str, owner: str, aggregator: str, capacity_w: int, utility: str,
-               enrolled: tuple[int, int] | None = None, meter: str | None = None) -> tx.RegisterDevice:
+    def device(
+        device_id: str,
+        owner: str,
+        aggregator: str,
+        capacity_w: int,
+        utility: str,
+        enrolled: tuple[int, int] | None = None,
+        meter: str | None = None,
+    ) -> tx.RegisterDevice:
         return tx.RegisterDevice(
-            device_id=device_id, owner=owner, aggregator=aggregator, source=Source.solar,
-            capacity_w=capacity_w, prefecture_code="13", municipality_code="131202",
-            latitude_e2=3574, longitude_e2=13965, commissioned_on="2019-04-01",
-            grid_contract=GridContract.none, utility=utility,
+            device_id=device_id,
+            owner=owner,
+            aggregator=aggregator,
+            source=Source.solar,
+            capacity_w=capacity_w,
+            prefecture_code="13",
+            municipality_code="131202",
+            latitude_e2=3574,
+            longitude_e2=13965,
+            commissioned_on="2019-04-01",
+            grid_contract=GridContract.none,
+            utility=utility,
             other_schemes=[SchemeEnrollment("j-credit", *enrolled)] if enrolled else [],
             meter_public_key=public_key("meter-" + (meter or device_id)),
         )
 
-    def issue(self, device_id: str, offset_s: int, length_s: int, wh: int, version: str,
-              batch_id: str | None = None) -> tx.IssueValue:
+    def issue(
+        self,
+        device_id: str,
+        offset_s: int,
+        length_s: int,
+        wh: int,
+        version: str,
+        batch_id: str | None = None,
+    ) -> tx.IssueValue:
         start = BASE_S + offset_s
         return tx.IssueValue(
-            batch_id=batch_id or self.fresh("b"), device_id=device_id, period_start_s=start,
-            period_end_s=start + length_s, self_consumed_wh=wh,
-            measured_intervals=length_s // INTERVAL_S, estimated_intervals=0, estimated_wh=0,
-            readings_root=bytes(32), factor_version=version,
+            batch_id=batch_id or self.fresh("b"),
+            device_id=device_id,
+            period_start_s=start,
+            period_end_s=start + length_s,
+            self_consumed_wh=wh,
+            measured_intervals=length_s // INTERVAL_S,
+            estimated_intervals=0,
+            estimated_wh=0,
+            readings_root=bytes(32),
+            factor_version=version,
         )
 
     # -- rules ------------------------------------------------------------------------------
@@ -561,8 +604,9 @@ class LedgerMachine(RuleBasedStateMachine):
         signer=SIGNER,
         envelope=ENVELOPE,
     )
-    def register_participant(self, pid: str, roles: set[Role], key_of: str, signer: str,
-                             envelope: str) -> None:
+    def register_participant(
+        self, pid: str, roles: set[Role], key_of: str, signer: str, envelope: str
+    ) -> None:
         key = public_key(pid if key_of == "own" else pick(NAMES, len(roles) + len(pid)))
         action = tx.RegisterParticipant(pid, key, sorted(roles), pid, True)
         self.submit(AUTHORITY if signer == "right" else signer, action, envelope)
@@ -579,25 +623,44 @@ class LedgerMachine(RuleBasedStateMachine):
         other=st.sampled_from(SIGNERS),
         envelope=ENVELOPE,
     )
-    def register_device(self, device_id: str, owner: str, aggregator: str, capacity_w: int,
-                        utility: str, enrolled: tuple[int, int] | None, same_meter: bool,
-                        signer_is: str, other: str, envelope: str) -> None:
+    def register_device(
+        self,
+        device_id: str,
+        owner: str,
+        aggregator: str,
+        capacity_w: int,
+        utility: str,
+        enrolled: tuple[int, int] | None,
+        same_meter: bool,
+        signer_is: str,
+        other: str,
+        envelope: str,
+    ) -> None:
         period = None
         if enrolled is not None:
             start = BASE_S + enrolled[0] * HALF_DAY
             period = (start, start + enrolled[1] * HALF_DAY)
-        action = self.device(device_id, owner, aggregator, capacity_w, utility, period,
-                             meter="dev0" if same_meter else None)
+        action = self.device(
+            device_id,
+            owner,
+            aggregator,
+            capacity_w,
+            utility,
+            period,
+            meter="dev0" if same_meter else None,
+        )
         signer = {"owner": owner, "aggregator": aggregator}.get(signer_is, other)
         self.submit(signer, action, envelope)
 
-    @rule(device_id=st.sampled_from(DEVICES),
-          signer=SIGNER, envelope=ENVELOPE)
+    @rule(device_id=st.sampled_from(DEVICES), signer=SIGNER, envelope=ENVELOPE)
     def approve_device(self, device_id: str, signer: str, envelope: str) -> None:
-        self.submit(AUTHORITY if signer == "right" else signer, tx.ApproveDevice(device_id), envelope)
+        self.submit(
+            AUTHORITY if signer == "right" else signer, tx.ApproveDevice(device_id), envelope
+        )
 
-    @rule(device_id=st.sampled_from(DEVICES), signer=SIGNER, by_owner=st.booleans(),
-          envelope=ENVELOPE)
+    @rule(
+        device_id=st.sampled_from(DEVICES), signer=SIGNER, by_owner=st.booleans(), envelope=ENVELOPE
+    )
     def deactivate_device(self, device_id: str, signer: str, by_owner: bool, envelope: str) -> None:
         if signer == "right":
             device = self.model.devices.get(device_id)
@@ -611,8 +674,9 @@ class LedgerMachine(RuleBasedStateMachine):
         signer=SIGNER,
         envelope=ENVELOPE,
     )
-    def publish_emission_factors(self, version: str, factor_mg_per_wh: int, utility: str,
-                                 signer: str, envelope: str) -> None:
+    def publish_emission_factors(
+        self, version: str, factor_mg_per_wh: int, utility: str, signer: str, envelope: str
+    ) -> None:
         rows = [tx.FactorRowIn(2025, utility, factor_mg_per_wh, "test", "2026-01-09")]
         action = tx.PublishEmissionFactors(version, rows)
         self.submit(AUTHORITY if signer == "right" else signer, action, envelope)
@@ -627,8 +691,17 @@ class LedgerMachine(RuleBasedStateMachine):
         signer=SIGNER,
         envelope=ENVELOPE,
     )
-    def issue_value(self, device_id: str, offset: int, length_s: int, wh: int, version: str,
-                    reuse_batch: int, signer: str, envelope: str) -> None:
+    def issue_value(
+        self,
+        device_id: str,
+        offset: int,
+        length_s: int,
+        wh: int,
+        version: str,
+        reuse_batch: int,
+        signer: str,
+        envelope: str,
+    ) -> None:
         batch_id = None
         if reuse_batch == 0 and self.model.batches:
             batch_id = pick(sorted(self.model.batches), offset)
@@ -671,11 +744,13 @@ class LedgerMachine(RuleBasedStateMachine):
         spec=QUANTITY,
         envelope=ENVELOPE,
     )
-    def transfer_value(self, index: int, signer: str, recipient: int, ghost: bool,
-                       spec: int | str, envelope: str) -> None:
+    def transfer_value(
+        self, index: int, signer: str, recipient: int, ghost: bool, spec: int | str, envelope: str
+    ) -> None:
         holder, batch_id, available = self.holder_and_batch(index, signer)
-        action = tx.TransferValue(batch_id, self.someone(recipient, ghost),
-                                  self.quantity(spec, available))
+        action = tx.TransferValue(
+            batch_id, self.someone(recipient, ghost), self.quantity(spec, available)
+        )
         self.submit(holder, action, envelope)
 
     @rule(
@@ -686,14 +761,28 @@ class LedgerMachine(RuleBasedStateMachine):
         purpose=st.sampled_from(list(Purpose)),
         envelope=ENVELOPE,
     )
-    def retire_value(self, index: int, signer: str, spec: int | str,
-                     reuse_id: bool, purpose: Purpose, envelope: str) -> None:
+    def retire_value(
+        self,
+        index: int,
+        signer: str,
+        spec: int | str,
+        reuse_id: bool,
+        purpose: Purpose,
+        envelope: str,
+    ) -> None:
         holder, batch_id, available = self.holder_and_batch(index, signer)
         retirement_id = self.fresh("r")
         if reuse_id and self.model.retirements:
             retirement_id = pick(sorted(self.model.retirements), index)
-        action = tx.RetireValue(retirement_id, batch_id, self.quantity(spec, available),
-                                "beneficiary", purpose, "FY2025", "")
+        action = tx.RetireValue(
+            retirement_id,
+            batch_id,
+            self.quantity(spec, available),
+            "beneficiary",
+            purpose,
+            "FY2025",
+            "",
+        )
         self.submit(holder, action, envelope)
 
     @rule(
@@ -704,8 +793,9 @@ class LedgerMachine(RuleBasedStateMachine):
         reuse_ref=st.integers(0, 7).map(lambda i: i == 0),
         envelope=ENVELOPE,
     )
-    def deposit_yen(self, signer: str, account: int, ghost: bool, amount: int, reuse_ref: bool,
-                    envelope: str) -> None:
+    def deposit_yen(
+        self, signer: str, account: int, ghost: bool, amount: int, reuse_ref: bool, envelope: str
+    ) -> None:
         reference = self.fresh("dep")
         if reuse_ref and self.model.deposit_refs:
             reference = pick(sorted(self.model.deposit_refs), amount)
@@ -720,8 +810,9 @@ class LedgerMachine(RuleBasedStateMachine):
         reuse_ref=st.integers(0, 7).map(lambda i: i == 0),
         envelope=ENVELOPE,
     )
-    def withdraw_yen(self, index: int, signer: str, agent: str, spec: int | str,
-                     reuse_ref: bool, envelope: str) -> None:
+    def withdraw_yen(
+        self, index: int, signer: str, agent: str, spec: int | str, reuse_ref: bool, envelope: str
+    ) -> None:
         funded = sorted(a for a, v in self.model.yen.items() if v > 0)
         if signer == "right":
             signer = pick(funded, index) if funded else "buy"
@@ -757,4 +848,3 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = PROFILE
 TestLedgerStateful = LedgerMachine.TestCase
-

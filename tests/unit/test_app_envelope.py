@@ -4,11 +4,6 @@ signer, key and nonce, at the door (check_tx) and in blocks; replays and duplica
 from __future__ import annotations
 
 import pytest
-
-from reco2.ledger import tx
-from reco2.ledger.app import Application
-from reco2.ledger.outcome import ENVELOPE_OUTCOMES, Outcome
-from reco2.ledger.types import Role
 from tests.support import (
     Ledger,
     add_participant,
@@ -19,6 +14,11 @@ from tests.support import (
     snapshot,
     world,
 )
+
+from reco2.ledger import tx
+from reco2.ledger.app import Application
+from reco2.ledger.outcome import ENVELOPE_OUTCOMES, Outcome
+from reco2.ledger.types import Role
 
 GIFT = tx.RegisterParticipant("tanaka", public_key("tanaka"), [Role.buyer], "田中", True)
 

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from tests.support import (
+    Case,
+    Ledger,
+    add_participant,
+    device_action,
+    issue_action,
+    run_case,
+    world,
+)
 
 from reco2.ledger import tx
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.types import DeviceStatus, Role
-from tests.support import Case, Ledger, add_participant, device_action, issue_action, run_case, world
 
 
-def deactivated(device_id: str = "pv-1"):  # noqa: ANN201
+def deactivated(device_id: str = "pv-1") -> Callable[[Ledger], None]:
     def then(ledger: Ledger) -> None:
         device = ledger.app.state.device(device_id)
         assert device is not None
         assert device.status is DeviceStatus.deactivated
+
     return then
 
 
@@ -41,20 +52,42 @@ OFF = tx.DeactivateDevice("pv-1", "moved house")
 CASES = [
     Case("ok by the authority", "authority", OFF, Outcome.ok, then=deactivated()),
     Case("ok by the owner", "maekawa", OFF, Outcome.ok, then=deactivated()),
-    Case("ok a pending device", "maekawa", tx.DeactivateDevice("pv-2", ""), Outcome.ok,
-         setup=pv2_pending, then=deactivated("pv-2")),
+    Case(
+        "ok a pending device",
+        "maekawa",
+        tx.DeactivateDevice("pv-2", ""),
+        Outcome.ok,
+        setup=pv2_pending,
+        then=deactivated("pv-2"),
+    ),
     Case("ok reason of 256 chars", "maekawa", tx.DeactivateDevice("pv-1", "r" * 256), Outcome.ok),
     # who may sign: the authority or the device's owner
-    Case("another prosumer", "tanaka", OFF, Outcome.not_device_owner, setup=tanaka_prosumer,
-         then=still_active),
+    Case(
+        "another prosumer",
+        "tanaka",
+        OFF,
+        Outcome.not_device_owner,
+        setup=tanaka_prosumer,
+        then=still_active,
+    ),
     Case("the device's aggregator", "mrv", OFF, Outcome.role_not_allowed, then=still_active),
     Case("a buyer", "buyer", OFF, Outcome.role_not_allowed, then=still_active),
     Case("the bank", "bank", OFF, Outcome.role_not_allowed, then=still_active),
     Case("unknown device", "authority", tx.DeactivateDevice("pv-404", ""), Outcome.unknown_device),
-    Case("already deactivated", "maekawa", OFF, Outcome.device_already_deactivated,
-         setup=pv1_deactivated),
+    Case(
+        "already deactivated",
+        "maekawa",
+        OFF,
+        Outcome.device_already_deactivated,
+        setup=pv1_deactivated,
+    ),
     Case("bad id", "authority", tx.DeactivateDevice("pv/1", ""), Outcome.invalid_id),
-    Case("reason too long", "authority", tx.DeactivateDevice("pv-1", "r" * 257), Outcome.text_too_long),
+    Case(
+        "reason too long",
+        "authority",
+        tx.DeactivateDevice("pv-1", "r" * 257),
+        Outcome.text_too_long,
+    ),
 ]
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from tests.support import Case, Ledger, add_participant, run_case
 
 from reco2.ledger import tx
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import deposit_ref_key
 from reco2.ledger.types import Reference, Role, YenAccount, YenTotals
-from tests.support import Case, Ledger, add_participant, run_case
 
 
 def yen(account: str, available: int, deposited: int) -> Callable[[Ledger], None]:
     def then(ledger: Ledger) -> None:
         assert ledger.app.state.yen(account) == YenAccount(available, 0)
         assert ledger.app.state.yen_totals() == YenTotals(deposited, 0)
+
     return then
 
 
@@ -46,28 +47,70 @@ def second_agent_after_a_deposit(ledger: Ledger) -> None:
 
 CASES = [
     Case("ok", "bank", tx.DepositYen("buyer", 1_000_000, "ref-1"), Outcome.ok, then=recorded),
-    Case("ok adds up", "bank", tx.DepositYen("buyer", 2_345, "ref-2"), Outcome.ok,
-         setup=first_deposit, then=yen("buyer", 1_002_345, 1_002_345)),
-    Case("ok for any participant", "bank", tx.DepositYen("maekawa", 1, "ref-1"), Outcome.ok,
-         then=yen("maekawa", 1, 1)),
+    Case(
+        "ok adds up",
+        "bank",
+        tx.DepositYen("buyer", 2_345, "ref-2"),
+        Outcome.ok,
+        setup=first_deposit,
+        then=yen("buyer", 1_002_345, 1_002_345),
+    ),
+    Case(
+        "ok for any participant",
+        "bank",
+        tx.DepositYen("maekawa", 1, "ref-1"),
+        Outcome.ok,
+        then=yen("maekawa", 1, 1),
+    ),
     Case("ok for the agent itself", "bank", tx.DepositYen("bank", 5, "ref-1"), Outcome.ok),
     Case("ok the largest amount", "bank", tx.DepositYen("buyer", 10**15, "ref-1"), Outcome.ok),
-    Case("ok by another agent", "bank2", tx.DepositYen("buyer", 7, "ref-1"), Outcome.ok,
-         setup=second_agent, then=yen("buyer", 7, 7)),
+    Case(
+        "ok by another agent",
+        "bank2",
+        tx.DepositYen("buyer", 7, "ref-1"),
+        Outcome.ok,
+        setup=second_agent,
+        then=yen("buyer", 7, 7),
+    ),
     # who may sign: a settlement agent only
-    *(Case(f"signed by {who}", who, tx.DepositYen("buyer", 100, "ref-1"), Outcome.role_not_allowed,
-           then=no_yen)
-      for who in ("authority", "maekawa", "mrv", "buyer")),
+    *(
+        Case(
+            f"signed by {who}",
+            who,
+            tx.DepositYen("buyer", 100, "ref-1"),
+            Outcome.role_not_allowed,
+            then=no_yen,
+        )
+        for who in ("authority", "maekawa", "mrv", "buyer")
+    ),
     # against state
-    Case("unknown account", "bank", tx.DepositYen("nobody", 100, "ref-1"), Outcome.account_unknown,
-         then=no_yen),
-    Case("reference reused", "bank", tx.DepositYen("buyer", 1_000_000, "ref-1"),
-         Outcome.deposit_reference_reused, setup=first_deposit, then=yen("buyer", 1_000_000, 1_000_000)),
-    Case("reference reused by another agent", "bank2", tx.DepositYen("maekawa", 5, "ref-1"),
-         Outcome.deposit_reference_reused, setup=second_agent_after_a_deposit),
+    Case(
+        "unknown account",
+        "bank",
+        tx.DepositYen("nobody", 100, "ref-1"),
+        Outcome.account_unknown,
+        then=no_yen,
+    ),
+    Case(
+        "reference reused",
+        "bank",
+        tx.DepositYen("buyer", 1_000_000, "ref-1"),
+        Outcome.deposit_reference_reused,
+        setup=first_deposit,
+        then=yen("buyer", 1_000_000, 1_000_000),
+    ),
+    Case(
+        "reference reused by another agent",
+        "bank2",
+        tx.DepositYen("maekawa", 5, "ref-1"),
+        Outcome.deposit_reference_reused,
+        setup=second_agent_after_a_deposit,
+    ),
     # fields
     Case("zero", "bank", tx.DepositYen("buyer", 0, "ref-1"), Outcome.amount_must_be_positive),
-    Case("negative", "bank", tx.DepositYen("buyer", -100, "ref-1"), Outcome.amount_must_be_positive),
+    Case(
+        "negative", "bank", tx.DepositYen("buyer", -100, "ref-1"), Outcome.amount_must_be_positive
+    ),
     Case("absurd", "bank", tx.DepositYen("buyer", 10**15 + 1, "ref-1"), Outcome.amount_too_large),
     Case("bad account id", "bank", tx.DepositYen("buy er", 1, "ref-1"), Outcome.invalid_id),
     Case("bad reference", "bank", tx.DepositYen("buyer", 1, ""), Outcome.invalid_id),

@@ -8,6 +8,7 @@ key is ``public_key("meter-pv-1")``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 import msgspec
@@ -159,6 +160,8 @@ def test_a_realistic_day_of_a_4_5_kw_system_passes_every_check(ledger: Ledger) -
         result = run(ledger, r, history)
         assert result.accepted, (r.interval_start_s, result.rejections)
         assert result.reading == r
+        assert result.reading_id == f"pv-1/{r.interval_start_s}"
+        assert result.hash == hashlib.sha256(result.raw).digest()
         history.add(r)
     assert history.previous("pv-1", DAY_START_S + 86_400) == day[-1]
 
@@ -246,6 +249,8 @@ def test_undecodable_input_is_one_recorded_rejection(
 ) -> None:
     result = validate(raw, context_of(ledger))
     assert result.reading is None
+    assert result.reading_id is None
+    assert result.hash == hashlib.sha256(raw).digest()
     assert not result.accepted
     assert result.rejections == (Rejection("decode", expected),)
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from tests.support import Case, Ledger, genesis, run_case, world
 
 from reco2 import factors
 from reco2.ledger import tx
+from reco2.ledger.app import Application
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.types import FactorRow, FactorTable
-from reco2.ledger.app import Application
-from tests.support import Case, Ledger, genesis, run_case, world
 
 
-def row(fiscal_year: int = 2025, utility: str = "national", factor: int = 423,
-        source: str = "MOE/METI", published_on: str = "2026-01-09") -> tx.FactorRowIn:
+def row(
+    fiscal_year: int = 2025,
+    utility: str = "national",
+    factor: int = 423,
+    source: str = "MOE/METI",
+    published_on: str = "2026-01-09",
+) -> tx.FactorRowIn:
     return tx.FactorRowIn(fiscal_year, utility, factor, source, published_on)
 
 
@@ -40,17 +45,25 @@ def v2_published(ledger: Ledger) -> None:
     ]
 
 
-V2 = table(row(2025, "national", 423), row(2025, "A0002", 300),
-           row(2024, "national", 441, published_on="2025-01-10"))
+V2 = table(
+    row(2025, "national", 423),
+    row(2025, "A0002", 300),
+    row(2024, "national", 441, published_on="2025-01-10"),
+)
 
 CASES = [
     Case("ok", "authority", V2, Outcome.ok, then=v2_published),
-    Case("ok edges", "authority",
-         table(row(1990, factor=1), row(2200, factor=2_000), row(2025, "U" * 16, source="s" * 256)),
-         Outcome.ok),
+    Case(
+        "ok edges",
+        "authority",
+        table(row(1990, factor=1), row(2200, factor=2_000), row(2025, "U" * 16, source="s" * 256)),
+        Outcome.ok,
+    ),
     # who may sign: the authority only
-    *(Case(f"signed by {who}", who, V2, Outcome.role_not_allowed)
-      for who in ("maekawa", "mrv", "buyer", "bank")),
+    *(
+        Case(f"signed by {who}", who, V2, Outcome.role_not_allowed)
+        for who in ("maekawa", "mrv", "buyer", "bank")
+    ),
     # against state: versions are immutable
     Case("version exists", "authority", factors.publish_action(), Outcome.factor_version_exists),
     # fields
@@ -61,18 +74,38 @@ CASES = [
     Case("zero factor", "authority", table(row(factor=0)), Outcome.invalid_factor_table),
     Case("negative factor", "authority", table(row(factor=-423)), Outcome.invalid_factor_table),
     # 0.423 kg/kWh written as g/Wh x 1000 by mistake: 423,000 mg/Wh
-    Case("factor in the wrong unit", "authority", table(row(factor=423_000)),
-         Outcome.invalid_factor_table),
+    Case(
+        "factor in the wrong unit",
+        "authority",
+        table(row(factor=423_000)),
+        Outcome.invalid_factor_table,
+    ),
     Case("factor above 2,000", "authority", table(row(factor=2_001)), Outcome.invalid_factor_table),
     Case("empty utility", "authority", table(row(utility="")), Outcome.invalid_factor_table),
-    Case("utility of 17 chars", "authority", table(row(utility="U" * 17)),
-         Outcome.invalid_factor_table),
-    Case("source of 257 chars", "authority", table(row(source="s" * 257)),
-         Outcome.invalid_factor_table),
-    Case("the same year and utility twice", "authority", table(row(factor=423), row(factor=416)),
-         Outcome.invalid_factor_table),
-    Case("bad publication date", "authority", table(row(published_on="2026-1-9")),
-         Outcome.invalid_date),
+    Case(
+        "utility of 17 chars",
+        "authority",
+        table(row(utility="U" * 17)),
+        Outcome.invalid_factor_table,
+    ),
+    Case(
+        "source of 257 chars",
+        "authority",
+        table(row(source="s" * 257)),
+        Outcome.invalid_factor_table,
+    ),
+    Case(
+        "the same year and utility twice",
+        "authority",
+        table(row(factor=423), row(factor=416)),
+        Outcome.invalid_factor_table,
+    ),
+    Case(
+        "bad publication date",
+        "authority",
+        table(row(published_on="2026-1-9")),
+        Outcome.invalid_date,
+    ),
 ]
 
 
@@ -85,7 +118,9 @@ def many_rows(count: int) -> tx.PublishEmissionFactors:
     return table(*(row(1990 + i // 10, f"u{i % 10}", source="") for i in range(count)))
 
 
-@pytest.mark.parametrize(("count", "expected"), [(2_000, Outcome.ok), (2_001, Outcome.invalid_factor_table)])
+@pytest.mark.parametrize(
+    ("count", "expected"), [(2_000, Outcome.ok), (2_001, Outcome.invalid_factor_table)]
+)
 def test_row_limit(count: int, expected: Outcome) -> None:
     """At most 2,000 rows; such a table is larger than the default 16 kB transaction limit, so
     this chain's genesis raises the limit."""

@@ -5,23 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from tests.support import Case, Ledger, expect, public_key, run_case, world
 
 from reco2.ledger import tx
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.types import Participant, Role
-from tests.support import Case, Ledger, expect, public_key, run_case, world
 
 
-def register(pid: str = "tanaka", key: bytes | None = None, roles: list[Role] | None = None,
-             name: str = "田中", public: bool = True) -> tx.RegisterParticipant:
+def register(
+    pid: str = "tanaka",
+    key: bytes | None = None,
+    roles: list[Role] | None = None,
+    name: str = "田中",
+    public: bool = True,
+) -> tx.RegisterParticipant:
     return tx.RegisterParticipant(
-        pid, public_key(pid) if key is None else key, [Role.buyer] if roles is None else roles,
-        name, public,
+        pid,
+        public_key(pid) if key is None else key,
+        [Role.buyer] if roles is None else roles,
+        name,
+        public,
     )
 
 
-def registered(pid: str, roles: list[Role], name: str = "田中",
-               name_public: bool = True) -> Callable[[Ledger], None]:
+def registered(
+    pid: str, roles: list[Role], name: str = "田中", name_public: bool = True
+) -> Callable[[Ledger], None]:
     def then(ledger: Ledger) -> None:
         assert ledger.app.state.participant(pid) == Participant(
             participant_id=pid,
@@ -38,10 +47,20 @@ def registered(pid: str, roles: list[Role], name: str = "田中",
 
 
 CASES = [
-    Case("ok", "authority", register(roles=[Role.prosumer, Role.buyer], public=False), Outcome.ok,
-         then=registered("tanaka", [Role.buyer, Role.prosumer], name_public=False)),
-    Case("ok every role", "authority", register(roles=list(Role)), Outcome.ok,
-         then=registered("tanaka", sorted(Role))),
+    Case(
+        "ok",
+        "authority",
+        register(roles=[Role.prosumer, Role.buyer], public=False),
+        Outcome.ok,
+        then=registered("tanaka", [Role.buyer, Role.prosumer], name_public=False),
+    ),
+    Case(
+        "ok every role",
+        "authority",
+        register(roles=list(Role)),
+        Outcome.ok,
+        then=registered("tanaka", sorted(Role)),
+    ),
     Case("ok id at 64 chars", "authority", register("x" * 64), Outcome.ok),
     Case("ok id punctuation", "authority", register("a.b_c:d-e"), Outcome.ok),
     Case("ok name at 256 chars", "authority", register(name="名" * 256), Outcome.ok),
@@ -60,18 +79,32 @@ CASES = [
     Case("key of 33 bytes", "authority", register(key=bytes(33)), Outcome.invalid_public_key),
     Case("empty key", "authority", register(key=b""), Outcome.invalid_public_key),
     Case("no roles", "authority", register(roles=[]), Outcome.invalid_roles),
-    Case("a role twice", "authority", register(roles=[Role.buyer, Role.buyer]), Outcome.invalid_roles),
+    Case(
+        "a role twice", "authority", register(roles=[Role.buyer, Role.buyer]), Outcome.invalid_roles
+    ),
     Case("empty name", "authority", register(name=""), Outcome.text_too_long),
     Case("name of 257 chars", "authority", register(name="x" * 257), Outcome.text_too_long),
     # fields are checked before the signer's role
     Case("bad id by a prosumer", "maekawa", register("a b"), Outcome.invalid_id),
     # against state
-    Case("id taken", "authority", register("maekawa", key=public_key("new-key")),
-         Outcome.participant_exists),
-    Case("genesis id taken", "authority", register("authority", key=public_key("new-key")),
-         Outcome.participant_exists),
-    Case("key in use", "authority", register("tanaka", key=public_key("maekawa")),
-         Outcome.public_key_in_use),
+    Case(
+        "id taken",
+        "authority",
+        register("maekawa", key=public_key("new-key")),
+        Outcome.participant_exists,
+    ),
+    Case(
+        "genesis id taken",
+        "authority",
+        register("authority", key=public_key("new-key")),
+        Outcome.participant_exists,
+    ),
+    Case(
+        "key in use",
+        "authority",
+        register("tanaka", key=public_key("maekawa")),
+        Outcome.public_key_in_use,
+    ),
 ]
 
 

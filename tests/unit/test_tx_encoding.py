@@ -9,11 +9,6 @@ import random
 import msgspec
 import nacl.bindings
 import pytest
-
-from reco2 import factors
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import GridContract, Purpose, Role, SchemeEnrollment, Source
 from tests.support import (
     CHAIN_ID,
     LEDGER_KINDS,
@@ -26,8 +21,15 @@ from tests.support import (
     world,
 )
 
+from reco2 import factors
+from reco2.ledger import tx
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import GridContract, Purpose, Role, SchemeEnrollment, Source
+
 SAMPLE_ACTIONS: list[tx.Action] = [
-    tx.RegisterParticipant("tanaka", public_key("tanaka"), [Role.buyer, Role.prosumer], "田中", False),
+    tx.RegisterParticipant(
+        "tanaka", public_key("tanaka"), [Role.buyer, Role.prosumer], "田中", False
+    ),
     device_action(
         "pv-9",
         source=Source.wind,
@@ -99,7 +101,12 @@ def test_wire_shape() -> None:
     body, key, signature = msgspec.msgpack.decode(raw)
     assert key == public_key("maekawa")
     assert len(signature) == tx.SIGNATURE_BYTES
-    assert msgspec.msgpack.decode(body) == [CHAIN_ID, "maekawa", 3, ["transfer_value", "b1", "buyer", 1_000]]
+    assert msgspec.msgpack.decode(body) == [
+        CHAIN_ID,
+        "maekawa",
+        3,
+        ["transfer_value", "b1", "buyer", 1_000],
+    ]
     assert body == enc([CHAIN_ID, "maekawa", 3, ["transfer_value", "b1", "buyer", 1_000]])
 
 
@@ -113,7 +120,9 @@ def test_equal_actions_give_equal_bytes_and_different_ones_differ() -> None:
 
 
 def test_a_valid_transaction_passes_the_door(ledger: Ledger) -> None:
-    raw = ledger.sign("authority", tx.RegisterParticipant("tanaka", public_key("tanaka"), [Role.buyer], "t", True))
+    raw = ledger.sign(
+        "authority", tx.RegisterParticipant("tanaka", public_key("tanaka"), [Role.buyer], "t", True)
+    )
     expect(ledger.check(raw), Outcome.ok)
     assert ledger.block([raw]).results[0].code == "ok"
 
@@ -122,16 +131,20 @@ def test_a_valid_transaction_passes_the_door(ledger: Ledger) -> None:
 
 TRANSFER = ["transfer_value", "b1", "buyer", 5]
 TRANSFER_BYTES = b"\x94" + enc("transfer_value") + enc("b1") + enc("buyer") + enc(5)
-assert TRANSFER_BYTES == enc(TRANSFER)
+assert enc(TRANSFER) == TRANSFER_BYTES
 
 
-def body_bytes(chain: bytes, signer: bytes, nonce: bytes, action: bytes, header: bytes = b"\x94") -> bytes:
+def body_bytes(
+    chain: bytes, signer: bytes, nonce: bytes, action: bytes, header: bytes = b"\x94"
+) -> bytes:
     return header + chain + signer + nonce + action
 
 
 NON_CANONICAL_BODIES = {
     # the nonce 0 as a uint64 (0xcf + 8 bytes) instead of a positive fixint
-    "nonce as uint64": body_bytes(enc(CHAIN_ID), enc("maekawa"), b"\xcf" + bytes(8), TRANSFER_BYTES),
+    "nonce as uint64": body_bytes(
+        enc(CHAIN_ID), enc("maekawa"), b"\xcf" + bytes(8), TRANSFER_BYTES
+    ),
     "nonce as uint8": body_bytes(enc(CHAIN_ID), enc("maekawa"), b"\xcc\x00", TRANSFER_BYTES),
     "nonce as int8": body_bytes(enc(CHAIN_ID), enc("maekawa"), b"\xd0\x00", TRANSFER_BYTES),
     # the quantity 5 as an int16 inside the action
@@ -173,16 +186,26 @@ def test_non_canonical_body_is_refused(ledger: Ledger, body: bytes) -> None:
     ledger.attempt_raw(raw, Outcome.non_canonical_encoding, "maekawa")
 
 
+def bin8(data: bytes) -> bytes:
+    return b"\xc4" + bytes([len(data)]) + data
+
+
+def bin16(data: bytes) -> bytes:
+    return b"\xc5" + len(data).to_bytes(2, "big") + data
+
+
 def non_canonical_envelopes() -> dict[str, bytes]:
     raw = signed(tx.TransferValue("b1", "buyer", 5))
     body, key, signature = msgspec.msgpack.decode(raw)
-    bin8 = lambda b: b"\xc4" + bytes([len(b)]) + b  # noqa: E731
-    bin16 = lambda b: b"\xc5" + len(b).to_bytes(2, "big") + b  # noqa: E731
     assert raw == b"\x93" + bin8(body) + bin8(key) + bin8(signature)
     return {
         "envelope header as array16": b"\xdc\x00\x03" + bin8(body) + bin8(key) + bin8(signature),
         "body as bin16": b"\x93" + bin16(body) + bin8(key) + bin8(signature),
-        "signature as bin32": b"\x93" + bin8(body) + bin8(key) + b"\xc6\x00\x00\x00\x40" + signature,
+        "signature as bin32": b"\x93"
+        + bin8(body)
+        + bin8(key)
+        + b"\xc6\x00\x00\x00\x40"
+        + signature,
     }
 
 
@@ -198,13 +221,22 @@ def test_non_canonical_envelope_is_refused(ledger: Ledger, name: str) -> None:
 
 def malformed_bodies() -> dict[str, bytes]:
     return {
-        "body as a map": enc({"chain_id": CHAIN_ID, "signer": "maekawa", "nonce": 0, "action": TRANSFER}),
+        "body as a map": enc(
+            {"chain_id": CHAIN_ID, "signer": "maekawa", "nonce": 0, "action": TRANSFER}
+        ),
         "action as a map": enc(
-            [CHAIN_ID, "maekawa", 0, {"kind": "transfer_value", "batch_id": "b1", "recipient": "buyer", "quantity_g": 5}]
+            [
+                CHAIN_ID,
+                "maekawa",
+                0,
+                {"kind": "transfer_value", "batch_id": "b1", "recipient": "buyer", "quantity_g": 5},
+            ]
         ),
         "nonce as a string": enc([CHAIN_ID, "maekawa", "0", TRANSFER]),
         "nonce as a float": enc([CHAIN_ID, "maekawa", 0.0, TRANSFER]),
-        "quantity as a float": enc([CHAIN_ID, "maekawa", 0, ["transfer_value", "b1", "buyer", 5.0]]),
+        "quantity as a float": enc(
+            [CHAIN_ID, "maekawa", 0, ["transfer_value", "b1", "buyer", 5.0]]
+        ),
         "quantity as nil": enc([CHAIN_ID, "maekawa", 0, ["transfer_value", "b1", "buyer", None]]),
         "id as bytes": enc([CHAIN_ID, "maekawa", 0, ["transfer_value", b"b1", "buyer", 5]]),
         "missing field": enc([CHAIN_ID, "maekawa", 0, ["transfer_value", "b1", "buyer"]]),
@@ -214,12 +246,26 @@ def malformed_bodies() -> dict[str, bytes]:
         "kind as an int": enc([CHAIN_ID, "maekawa", 0, [7, "b1", "buyer", 5]]),
         "empty action": enc([CHAIN_ID, "maekawa", 0, []]),
         "unknown enum value": enc(
-            [CHAIN_ID, "maekawa", 0, ["register_participant", "x", bytes(32), ["wizard"], "x", True]]
+            [
+                CHAIN_ID,
+                "maekawa",
+                0,
+                ["register_participant", "x", bytes(32), ["wizard"], "x", True],
+            ]
         ),
-        "nonce above uint64": b"\x94" + enc(CHAIN_ID) + enc("maekawa") + b"\xcf" + b"\xff" * 8 + TRANSFER_BYTES[:-1],
+        "nonce above uint64": b"\x94"
+        + enc(CHAIN_ID)
+        + enc("maekawa")
+        + b"\xcf"
+        + b"\xff" * 8
+        + TRANSFER_BYTES[:-1],
         "body is a string": enc("hello"),
         "body is empty": b"",
-        "bad utf-8 in a string": b"\x94" + b"\xa2\xff\xfe" + enc("maekawa") + enc(0) + TRANSFER_BYTES,
+        "bad utf-8 in a string": b"\x94"
+        + b"\xa2\xff\xfe"
+        + enc("maekawa")
+        + enc(0)
+        + TRANSFER_BYTES,
         "trailing byte": enc([CHAIN_ID, "maekawa", 0, TRANSFER]) + b"\x00",
     }
 
@@ -355,7 +401,9 @@ def test_signature_without_the_domain_is_a_bad_signature(ledger: Ledger) -> None
     body = tx.encode(tx.TxBody(CHAIN_ID, "maekawa", 0, tx.TransferValue("b1", "buyer", 5)))
     pk, sk = nacl.bindings.crypto_sign_seed_keypair(seed_of("maekawa"))
     signature = nacl.bindings.crypto_sign(body, sk)[:64]
-    ledger.attempt_raw(tx.encode(tx.SignedTx(body, pk, signature)), Outcome.bad_signature, "maekawa")
+    ledger.attempt_raw(
+        tx.encode(tx.SignedTx(body, pk, signature)), Outcome.bad_signature, "maekawa"
+    )
 
 
 def test_signature_of_another_body_is_a_bad_signature(ledger: Ledger) -> None:

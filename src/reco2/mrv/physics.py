@@ -39,7 +39,7 @@ ends at -6 degrees) at every sample of an interval, the bound is exactly 0 Wh. B
 sunrise the plane irradiance is floored at ``TWILIGHT_IRRADIANCE_W_PER_M2``, a tiny documented
 tolerance for the light of the twilight sky and for a meter clock a few minutes off.
 
-Floats are used here and only here: the bound decides whether a reading is plausible and never
+Floats stay inside this module: the bound decides whether a reading is plausible and never
 enters the ledger, which sees integer Wh only.
 """
 
@@ -54,7 +54,7 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
-from pvlib import atmosphere, clearsky, irradiance, spa  # type: ignore[import-untyped]
+from pvlib import atmosphere, clearsky, irradiance, spa
 
 from reco2.ledger.calendar import INTERVAL_S, JST_OFFSET_S
 

@@ -35,6 +35,8 @@ from reco2.mrv.readings import (
     decode_reading,
     encode_reading,
     interval_end_s,
+    reading_hash,
+    reading_id,
     self_consumed_wh,
     verify_reading_signature,
 )
@@ -301,10 +303,12 @@ class Validated:
     """The outcome of validating one signed reading.
 
     ``reading`` is None only when decoding failed. ``rejections`` lists every failed check in
-    pipeline order; the reading is accepted when it decoded and nothing rejected it.
+    pipeline order; the reading is accepted when it decoded and nothing rejected it. ``hash`` is
+    ``readings.reading_hash(raw)``: with ``reading_id`` it makes storing idempotent.
     """
 
     raw: bytes
+    hash: bytes
     reading: Reading | None
     rejections: tuple[Rejection, ...]
 
@@ -315,6 +319,13 @@ class Validated:
     @property
     def reasons(self) -> tuple[str, ...]:
         return tuple(rejection.reason for rejection in self.rejections)
+
+    @property
+    def reading_id(self) -> str | None:
+        """``readings.reading_id`` of the decoded reading, None when decoding failed."""
+        if self.reading is None:
+            return None
+        return reading_id(self.reading.device_id, self.reading.interval_start_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,13 +348,13 @@ class Pipeline:
         for gate in self.gates:
             rejection = gate(candidate, context)
             if rejection is not None:
-                return Validated(decoded.raw, decoded.reading, (rejection,))
+                return Validated(decoded.raw, decoded.hash, decoded.reading, (rejection,))
         rejections = tuple(
             rejection
             for rejection in (step(candidate, context) for step in self.steps)
             if rejection is not None
         )
-        return Validated(decoded.raw, decoded.reading, rejections)
+        return Validated(decoded.raw, decoded.hash, decoded.reading, rejections)
 
 
 DEFAULT_PIPELINE: Final = Pipeline(
@@ -371,5 +382,5 @@ def validate(
     """Decode a signed reading and run the pipeline on it; never raises for bad input."""
     decoded = decode_reading(raw, max_bytes)
     if isinstance(decoded, DecodeFailure):
-        return Validated(raw, None, (Rejection(DECODE, decoded),))
+        return Validated(raw, reading_hash(raw), None, (Rejection(DECODE, decoded),))
     return pipeline.run(decoded, context)
