@@ -38,10 +38,10 @@ def build_chain(data_dir: Path, total_txs: int, holders: int) -> None:
             )
             i += 1
             if len(raws) == 10_000:
-                assert all(f.result().ok for f in node.submit_many(raws))
+                assert all(r.ok for r in node.submit_batch(raws))
                 raws = []
         if raws:
-            assert all(f.result().ok for f in node.submit_many(raws))
+            assert all(r.ok for r in node.submit_batch(raws))
     finally:
         node.stop()
 

@@ -29,8 +29,18 @@ from reco2.ledger.types import (
 )
 
 PREFS = ["01", "04", "07", "13", "14", "23", "27", "34", "40", "47"]
-MUNIS = {"01": "011002", "04": "041009", "07": "072036", "13": "131202", "14": "141003",
-         "23": "231002", "27": "271004", "34": "341002", "40": "401005", "47": "472018"}
+MUNIS = {
+    "01": "011002",
+    "04": "041009",
+    "07": "072036",
+    "13": "131202",
+    "14": "141003",
+    "23": "231002",
+    "27": "271004",
+    "34": "341002",
+    "40": "401005",
+    "47": "472018",
+}
 SOURCES = [Source.solar, Source.wind, Source.hydro]
 
 
@@ -45,8 +55,9 @@ class Spec:
     conditions: BuyConditions
 
 
-def make_specs(rng: random.Random, resting: int, arrivals: int, owners: int) -> tuple[
-        list[Spec], list[Spec]]:
+def make_specs(
+    rng: random.Random, resting: int, arrivals: int, owners: int
+) -> tuple[list[Spec], list[Spec]]:
     names = [f"p{i:04d}" for i in range(owners)]
 
     def conditions(conditional: bool) -> BuyConditions:
@@ -61,26 +72,42 @@ def make_specs(rng: random.Random, resting: int, arrivals: int, owners: int) -> 
         return BuyConditions([], [], [rng.choice(SOURCES)], 0, 0, "", False)
 
     def spec(side: str, price: int, quantity: int, conditional: bool) -> Spec:
-        return Spec(side, rng.choice(names), quantity, price, rng.choice(SOURCES),
-                    rng.choice(PREFS), conditions(conditional and side == "buy"))
+        return Spec(
+            side,
+            rng.choice(names),
+            quantity,
+            price,
+            rng.choice(SOURCES),
+            rng.choice(PREFS),
+            conditions(conditional and side == "buy"),
+        )
 
     book = []
     for _ in range(resting):
         if rng.random() < 0.5:
-            book.append(spec("sell", rng.randrange(500, 1000), rng.randrange(50, 150) * 1000,
-                             False))
+            book.append(
+                spec("sell", rng.randrange(500, 1000), rng.randrange(50, 150) * 1000, False)
+            )
         else:
-            book.append(spec("buy", rng.randrange(100, 400), rng.randrange(50, 150) * 1000,
-                             rng.random() < 0.4))
+            book.append(
+                spec(
+                    "buy",
+                    rng.randrange(100, 400),
+                    rng.randrange(50, 150) * 1000,
+                    rng.random() < 0.4,
+                )
+            )
     stream = []
     for _ in range(arrivals):
         conditional = rng.random() < 0.4
         if rng.random() < 0.5:
-            stream.append(spec("buy", rng.randrange(500, 1000), rng.randrange(1, 5) * 1000,
-                               conditional))
+            stream.append(
+                spec("buy", rng.randrange(500, 1000), rng.randrange(1, 5) * 1000, conditional)
+            )
         else:
-            stream.append(spec("sell", rng.randrange(100, 400), rng.randrange(1, 5) * 1000,
-                               conditional))
+            stream.append(
+                spec("sell", rng.randrange(100, 400), rng.randrange(1, 5) * 1000, conditional)
+            )
     return book, stream
 
 
@@ -96,11 +123,38 @@ class Engine:
         if spec.side == "sell":
             muni = MUNIS[spec.pref]
             lot = Lot(f"b{self.seq}", spec.quantity_g, 0, 86_400, muni, "2020-01-01", False)
-            return SellOrder(oid, spec.owner, spec.quantity_g, spec.quantity_g, False,
-                             spec.price, 0, self.seq, 0, spec.source, muni, True, ANY_BUYER,
-                             [lot], "", OrderStatus.open)
-        return BuyOrder(oid, spec.owner, spec.quantity_g, spec.quantity_g, False, spec.price, 0,
-                        self.seq, 0, spec.conditions, 0, OrderStatus.open)
+            return SellOrder(
+                oid,
+                spec.owner,
+                spec.quantity_g,
+                spec.quantity_g,
+                False,
+                spec.price,
+                0,
+                self.seq,
+                0,
+                spec.source,
+                muni,
+                True,
+                ANY_BUYER,
+                [lot],
+                "",
+                OrderStatus.open,
+            )
+        return BuyOrder(
+            oid,
+            spec.owner,
+            spec.quantity_g,
+            spec.quantity_g,
+            False,
+            spec.price,
+            0,
+            self.seq,
+            0,
+            spec.conditions,
+            0,
+            OrderStatus.open,
+        )
 
     def arrive(self, spec: Spec) -> int:
         order = self.order(spec)
@@ -159,8 +213,9 @@ class NaiveBook:
             if sell.price_sen_per_kg > buy.price_sen_per_kg:
                 break
             quantity = min(remaining, sell.remaining_g)
-            fills.append(Fill(order_id, quantity, sell.price_sen_per_kg,
-                              _draw(sell.lots, quantity)))
+            fills.append(
+                Fill(order_id, quantity, sell.price_sen_per_kg, _draw(sell.lots, quantity))
+            )
             remaining -= quantity
             if not remaining:
                 break
@@ -232,10 +287,12 @@ def main() -> None:
         indexed_small, _ = measure(Engine(), small_book, stream)
         ratios.append(indexed / naive)
         scalings.append(indexed / indexed_small)
-        print(f"round {round_}: indexed_orders_per_s={indexed:.0f} ({indexed_trades} trades) "
-              f"naive_orders_per_s={naive:.0f} ({naive_trades} trades) "
-              f"ratio={ratios[-1]:.2f}; indexed_at_{args.small}={indexed_small:.0f} "
-              f"scaling={scalings[-1]:.2f}")
+        print(
+            f"round {round_}: indexed_orders_per_s={indexed:.0f} ({indexed_trades} trades) "
+            f"naive_orders_per_s={naive:.0f} ({naive_trades} trades) "
+            f"ratio={ratios[-1]:.2f}; indexed_at_{args.small}={indexed_small:.0f} "
+            f"scaling={scalings[-1]:.2f}"
+        )
     print(f"matching_ratio_vs_naive={max(ratios):.2f} (target >= 0.5)")
     print(f"scaling_{args.resting}_vs_{args.small}={max(scalings):.2f} (target >= 0.7)")
 

@@ -39,13 +39,30 @@ def main() -> None:
             return tx.sign(body, seed(signer))
 
         def run(raws: list[bytes]) -> None:
-            receipts = [f.result() for f in node.submit_many(raws)]
+            receipts = node.submit_batch(raws)
             assert all(r.ok for r in receipts), {r.code for r in receipts}
 
-        run([sign("authority", tx.RegisterParticipant("bank", tx.public_key_of(seed("bank")),
-                                                      [Role.settlement_agent], "Bank", True))]
-            + [sign("authority", tx.RegisterParticipant(b, tx.public_key_of(seed(b)),
-                                                        [Role.buyer], b, True)) for b in buyers])
+        run(
+            [
+                sign(
+                    "authority",
+                    tx.RegisterParticipant(
+                        "bank",
+                        tx.public_key_of(seed("bank")),
+                        [Role.settlement_agent],
+                        "Bank",
+                        True,
+                    ),
+                )
+            ]
+            + [
+                sign(
+                    "authority",
+                    tx.RegisterParticipant(b, tx.public_key_of(seed(b)), [Role.buyer], b, True),
+                )
+                for b in buyers
+            ]
+        )
         run([sign("bank", tx.DepositYen(b, 10**12, f"dep-{b}")) for b in buyers])
         try:
             ratios = []
@@ -57,23 +74,47 @@ def main() -> None:
                     oid = f"o{order_no}"
                     if i % 2 == 0:
                         seller = rng.choice(sellers)
-                        raws.append(sign(seller, tx.PlaceSellOrder(
-                            oid, rng.randrange(1, 5) * 1000, False, rng.randrange(300, 400),
-                            Source.solar, "131202", True, [], 0)))
+                        raws.append(
+                            sign(
+                                seller,
+                                tx.PlaceSellOrder(
+                                    oid,
+                                    rng.randrange(1, 5) * 1000,
+                                    False,
+                                    rng.randrange(300, 400),
+                                    Source.solar,
+                                    "131202",
+                                    True,
+                                    [],
+                                    0,
+                                ),
+                            )
+                        )
                     else:
                         kind = rng.random()
                         if kind < 0.6:
                             cond = BuyConditions([], [], [], 0, 0, "", False)
                         elif kind < 0.75:
-                            cond = BuyConditions(sorted(rng.sample(sellers, 3)), [], [], 0, 0,
-                                                 "", False)
+                            cond = BuyConditions(
+                                sorted(rng.sample(sellers, 3)), [], [], 0, 0, "", False
+                            )
                         elif kind < 0.9:
                             cond = BuyConditions([], ["13"], [], 0, 0, "", False)
                         else:
                             cond = BuyConditions([], [], [Source.solar], 0, 0, "", False)
-                        raws.append(sign(rng.choice(buyers), tx.PlaceBuyOrder(
-                            oid, rng.randrange(1, 5) * 1000, False, rng.randrange(350, 450),
-                            cond, 0)))
+                        raws.append(
+                            sign(
+                                rng.choice(buyers),
+                                tx.PlaceBuyOrder(
+                                    oid,
+                                    rng.randrange(1, 5) * 1000,
+                                    False,
+                                    rng.randrange(350, 450),
+                                    cond,
+                                    0,
+                                ),
+                            )
+                        )
                 baseline_s = verify_loop_s(signed_messages(raws))
                 start = time.perf_counter()
                 run(raws)
@@ -81,10 +122,12 @@ def main() -> None:
                 ratio = baseline_s / elapsed
                 ratios.append(ratio)
                 trades = node.app.state.market_counters().next_trade_seq
-                print(f"round {round_}: orders_end_to_end_per_s={len(raws) / elapsed:.0f} "
-                      f"verify_loop_per_s={len(raws) / baseline_s:.0f} ratio={ratio:.2f} "
-                      f"(trades so far {trades}, resting {len(node.app.state.book.sells)} sells "
-                      f"{len(node.app.state.book.buys)} buys)")
+                print(
+                    f"round {round_}: orders_end_to_end_per_s={len(raws) / elapsed:.0f} "
+                    f"verify_loop_per_s={len(raws) / baseline_s:.0f} ratio={ratio:.2f} "
+                    f"(trades so far {trades}, resting {len(node.app.state.book.sells)} sells "
+                    f"{len(node.app.state.book.buys)} buys)"
+                )
         finally:
             node.stop()
     print(f"orders_end_to_end_ratio={max(ratios):.2f} (target >= 0.5)")

@@ -80,7 +80,7 @@ def new_world(data_dir: Path, holders: int, value_g_each: int) -> tuple[Node, di
         return tx.sign(tx.TxBody(CHAIN_ID, signer, nonce, action), seed(signer))  # type: ignore[arg-type]
 
     def run(raws: list[bytes]) -> None:
-        for receipt in [f.result() for f in node.submit_many(raws)]:
+        for receipt in node.submit_batch(raws):
             assert receipt.ok, receipt
 
     names = [f"h{i:05d}" for i in range(holders)]

@@ -449,6 +449,8 @@ BATCHES = st.lists(
     min_size=4, max_size=14, unique_by=lambda b: (b[0], b[1]),
 )
 PRICE = st.integers(1, 10).map(lambda yen: yen * 100)  # sen per kg
+#: Often whole kilograms, so that orders of equal size meet (all-or-none needs them).
+QUANTITY = st.one_of(st.integers(1, 4).map(lambda kg: kg * 1_000), st.integers(1, 4_000))
 SOME = st.integers(0, 3)  # how many of a condition's values (often none)
 
 
@@ -474,11 +476,11 @@ def draw_sell(data: st.DataObject, ref: Reference, order_id: str,
         sellable = sum(h[0] for (b, holder), h in ref.holdings.items() if holder == owner
                        and ref.batches[b].source is source
                        and contains(place, ref.batches[b].municipality))
-        quantity = data.draw(st.integers(1, sellable + 100))
+        quantity = data.draw(st.one_of(QUANTITY, st.integers(1, sellable + 100)))
     else:
         source = data.draw(st.sampled_from(SOURCES))
         place = data.draw(st.sampled_from(PLACES))
-        quantity = data.draw(st.integers(1, 3_000))
+        quantity = data.draw(QUANTITY)
     buyers = data.draw(st.lists(st.sampled_from([*BUYERS, TRADER]), max_size=2, unique=True)
                        ) if data.draw(SOME) == 0 else []
     return owner, tx.PlaceSellOrder(
@@ -508,7 +510,7 @@ def draw_buy(data: st.DataObject, order_id: str, time_ns: int) -> tuple[str, tx.
         data.draw(st.integers(0, 4)) == 0,
     )
     return owner, tx.PlaceBuyOrder(
-        order_id, data.draw(st.integers(1, 4_000)), data.draw(st.integers(0, 3)) == 0,
+        order_id, data.draw(QUANTITY), data.draw(st.integers(0, 3)) == 0,
         data.draw(PRICE), conditions, maybe_expiry(data, time_ns))
 
 

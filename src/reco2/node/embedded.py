@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -31,6 +32,7 @@ from reco2.node.store import BlockWrite, Store
 from reco2.node.verify import Verifier
 
 LOCK_FILE = "node.lock"
+ADMIT_CHUNK = 256
 #: Event tags kept in the storage's history index (the rest stay in the results).
 INDEXED_EVENTS = ("batch/", "device/", "participant/", "retirement/")
 
@@ -83,10 +85,79 @@ def create_chain(data_dir: Path, genesis: Genesis) -> bytes:
         store.close()
 
 
+class _Sink(Protocol):
+    """Where a transaction's receipt goes."""
+
+    def done(self, receipt: Receipt) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+
+class _FutureSink:
+    __slots__ = ("future",)
+
+    def __init__(self, future: Future[Receipt]) -> None:
+        self.future = future
+
+    def done(self, receipt: Receipt) -> None:
+        self.future.set_result(receipt)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class _BatchSink:
+    """Receipts of a whole batch, with one event instead of a future per transaction."""
+
+    def __init__(self, size: int) -> None:
+        self.receipts: list[Receipt | None] = [None] * size
+        self.left = size
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        if size == 0:
+            self._event.set()
+
+    def slot(self, index: int) -> _Slot:
+        return _Slot(self, index)
+
+    def put(self, index: int, receipt: Receipt) -> None:
+        with self._lock:
+            self.receipts[index] = receipt
+            self.left -= 1
+            if self.left == 0:
+                self._event.set()
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self._event.set()
+
+    def wait(self) -> list[Receipt]:
+        self._event.wait()
+        if self.error is not None:
+            raise self.error
+        return [r for r in self.receipts if r is not None]
+
+
+class _Slot:
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: _BatchSink, index: int) -> None:
+        self.batch = batch
+        self.index = index
+
+    def done(self, receipt: Receipt) -> None:
+        self.batch.put(self.index, receipt)
+
+    def fail(self, exc: BaseException) -> None:
+        self.batch.fail(exc)
+
+
 @dataclass(slots=True)
 class _Pending:
     decoded: tx.DecodedTx  # decoded and signature-verified at the door
-    future: Future[Receipt]
+    sink: _Sink
 
     @property
     def raw(self) -> bytes:
@@ -218,6 +289,9 @@ class Node:
         self._block_listeners.append(listener)
 
     # ---- submission -------------------------------------------------------------------
+    # Admission needs no lock on the application: the checks read the signer's record (dict
+    # reads are atomic) and the nonce bookkeeping lives under the mempool's lock, so the
+    # door stays open while the sequencer applies a block.
     def submit(self, raw: bytes) -> Future[Receipt]:
         """Check a transaction and queue it; the future resolves when its block is on disk."""
         decoded = tx.decode(raw, self.app.max_tx_bytes)
@@ -225,48 +299,69 @@ class Node:
             return _done(Receipt(tx.tx_hash(raw), decoded.value))
         if not tx.verify_signature(decoded.envelope):
             return _done(Receipt(decoded.hash, Outcome.bad_signature.value))
-        return self._admit(decoded)
+        future: Future[Receipt] = Future()
+        self._admit([(decoded, _FutureSink(future))])
+        return future
 
     def submit_many(self, raws: Sequence[bytes]) -> list[Future[Receipt]]:
-        """Submit many transactions; their signatures are verified on the worker processes
-        while earlier blocks are being applied and written."""
-        futures: list[Future[Receipt]] = []
-        for raw, verdict in zip(raws, self._verifier.verify(raws), strict=True):
-            decoded = tx.decode(raw, self.app.max_tx_bytes)
-            if isinstance(decoded, Outcome):
-                futures.append(_done(Receipt(tx.tx_hash(raw), decoded.value)))
-            elif not verdict:
-                futures.append(_done(Receipt(decoded.hash, Outcome.bad_signature.value)))
-            else:
-                futures.append(self._admit(decoded))
+        """Submit many transactions; each future resolves when its block is on disk."""
+        futures: list[Future[Receipt]] = [Future() for _ in raws]
+        self._submit_verified(raws, [_FutureSink(f) for f in futures])
         return futures
 
-    def _admit(self, decoded: tx.DecodedTx) -> Future[Receipt]:
+    def submit_batch(self, raws: Sequence[bytes]) -> list[Receipt]:
+        """Submit many transactions and wait until every one has its receipt."""
+        batch = _BatchSink(len(raws))
+        self._submit_verified(raws, [batch.slot(i) for i in range(len(raws))])
+        return batch.wait()
+
+    def _submit_verified(self, raws: Sequence[bytes], sinks: Sequence[_Sink]) -> None:
+        """Signatures are verified on the worker processes, chunk by chunk, while earlier
+        chunks are admitted and earlier blocks applied and written."""
+        chunk: list[tuple[tx.DecodedTx, _Sink]] = []
+        for raw, verdict, sink in zip(raws, self._verifier.verify(raws), sinks, strict=True):
+            decoded = tx.decode(raw, self.app.max_tx_bytes)
+            if isinstance(decoded, Outcome):
+                sink.done(Receipt(tx.tx_hash(raw), decoded.value))
+            elif not verdict:
+                sink.done(Receipt(decoded.hash, Outcome.bad_signature.value))
+            else:
+                chunk.append((decoded, sink))
+                if len(chunk) >= ADMIT_CHUNK:
+                    self._admit(chunk)
+                    chunk = []
+        if chunk:
+            self._admit(chunk)
+
+    def _admit(self, items: Sequence[tuple[tx.DecodedTx, _Sink]]) -> None:
         if self._failed is not None:
             raise NodeError(f"the node stopped after a storage failure: {self._failed}")
-        with self._app_lock:
+        admitted: list[tuple[tx.DecodedTx, _Sink]] = []
+        for decoded, sink in items:
             checked: CheckTxResult = self.app.check_decoded(decoded, verify=False)
-            if checked.outcome is not Outcome.ok:
-                return _done(Receipt(decoded.hash, checked.outcome.value))
-            signer = decoded.body.signer
-            participant = self.app.state.participant(signer)
-            assert participant is not None
-            expected = self._pending_nonce.get(signer, participant.next_nonce)
-            if decoded.body.nonce < expected:
-                return _done(Receipt(decoded.hash, Outcome.nonce_reused.value))
-            if decoded.body.nonce > expected:
-                return _done(Receipt(decoded.hash, Outcome.nonce_too_high.value))
-            self._pending_nonce[signer] = expected + 1
-            future: Future[Receipt] = Future()
-            with self._cond:
-                self._mempool.append(_Pending(decoded, future))
-                if len(self._mempool) >= self.max_block_txs:
-                    self._cond.notify_all()
-            return future
+            if checked.outcome is Outcome.ok:
+                admitted.append((decoded, sink))
+            else:
+                sink.done(Receipt(decoded.hash, checked.outcome.value))
+        with self._cond:
+            for decoded, sink in admitted:
+                signer = decoded.body.signer
+                participant = self.app.state.participant(signer)
+                assert participant is not None
+                expected = self._pending_nonce.get(signer, participant.next_nonce)
+                if decoded.body.nonce < expected:
+                    sink.done(Receipt(decoded.hash, Outcome.nonce_reused.value))
+                elif decoded.body.nonce > expected:
+                    sink.done(Receipt(decoded.hash, Outcome.nonce_too_high.value))
+                else:
+                    self._pending_nonce[signer] = expected + 1
+                    self._mempool.append(_Pending(decoded, sink))
+            if len(self._mempool) >= self.max_block_txs:
+                self._cond.notify_all()
 
     def next_nonce(self, participant_id: str) -> int:
         """The nonce a new transaction of this participant should carry (pending included)."""
-        with self._app_lock:
+        with self._cond:
             participant = self.app.state.participant(participant_id)
             if participant is None:
                 raise KeyError(participant_id)
@@ -344,6 +439,7 @@ class Node:
             self.app.commit()
             self.last_hash = block_hash
             self.last_time_ns = time_ns
+        with self._cond:  # nonces the state now knows need no bookkeeping of their own
             for signer in sorted({p.signer for p in batch}):
                 participant = self.app.state.participant(signer)
                 pending = self._pending_nonce.get(signer)
@@ -375,7 +471,7 @@ class Node:
             self.durable_state_root = item.state_root
             self._durable.notify_all()
         for i, (pending_tx, result) in enumerate(zip(item.batch, item.results, strict=True)):
-            pending_tx.future.set_result(_receipt(pending_tx.hash, result, height, i))
+            pending_tx.sink.done(_receipt(pending_tx.hash, result, height, i))
         for listener in self._block_listeners:
             listener(height)
 
@@ -409,8 +505,7 @@ class _Finalized:
 
 def _fail(item: _Finalized, exc: BaseException) -> None:
     for pending in item.batch:
-        if not pending.future.done():
-            pending.future.set_exception(exc)
+        pending.sink.fail(exc)
 
 
 def _receipt(tx_hash: bytes, result: TxResult, height: int, index: int) -> Receipt:
