@@ -120,3 +120,20 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_deposit_yen(case: Case) -> None:
     run_case(case)
+
+
+def test_total_deposits_stay_within_the_encodable_range() -> None:
+    """Deposits may not push the ledger's yen past 10**18 sen (MessagePack holds 64 bits)."""
+    from tests.support import world
+
+    from reco2.ledger import tx as txm
+    from reco2.ledger.kinds.deposit_yen import MAX_TOTAL_SEN
+
+    ledger = world()
+    chunk = 10**15
+    for i in range(MAX_TOTAL_SEN // chunk):
+        ledger.block([ledger.sign("bank", txm.DepositYen("buyer", chunk, f"r{i}"))])
+    assert ledger.app.state.yen_totals().deposited_sen == MAX_TOTAL_SEN
+    result = ledger.run("bank", txm.DepositYen("buyer", 1, "one-more"))
+    assert result.code == "amount_too_large"
+    assert ledger.app.state.yen_totals().deposited_sen == MAX_TOTAL_SEN

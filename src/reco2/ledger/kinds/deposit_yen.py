@@ -11,6 +11,9 @@ from reco2.ledger.state import YEN_TOTALS, State, deposit_ref_key, yen_key
 from reco2.ledger.tx import DepositYen
 from reco2.ledger.types import Reference, Role, YenAccount
 
+#: 10**18 sen (10 quadrillion yen), below MessagePack's 64-bit integers.
+MAX_TOTAL_SEN = 10**18
+
 
 def stateless(action: DepositYen) -> Outcome:
     if not (valid_id(action.account) and valid_id(action.reference)):
@@ -25,6 +28,10 @@ def check(state: State, ctx: Context, action: DepositYen) -> Outcome:
         return Outcome.account_unknown
     if deposit_ref_key(action.reference) in state:
         return Outcome.deposit_reference_reused
+    # Every balance is bounded by what was ever deposited; keeping that total below the
+    # encoding's integer range keeps every yen amount in the ledger encodable.
+    if state.yen_totals().deposited_sen + action.amount_sen > MAX_TOTAL_SEN:
+        return Outcome.amount_too_large
     return Outcome.ok
 
 
