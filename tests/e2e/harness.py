@@ -318,11 +318,11 @@ def stored_result(data_dir: Path, height: int, index: int) -> block.TxResult:
     return block.decode_result(bytes(found[0][0]))
 
 
-def record_dict(record_type: type[msgspec.Struct], values: list[Any]) -> dict[str, Any]:
-    """Name the positional fields of a record printed by `reco2 query` (array-like structs)."""
+def record_dict(record_type: type[msgspec.Struct], values: dict[str, Any]) -> dict[str, Any]:
+    """A record printed by `reco2 query`: an object with every field of its struct."""
     names = [f.name for f in msgspec.structs.fields(record_type)]
-    assert len(names) == len(values), (names, values)
-    return dict(zip(names, values, strict=True))
+    assert list(values) == names, (names, values)
+    return values
 
 
 def iter_changed(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> Iterator[bytes]:

@@ -34,10 +34,6 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import BuyConditions, Role, Source
 from tests.support import (
     DAY_S,
     Ledger,
@@ -49,6 +45,10 @@ from tests.support import (
     register_action,
     wh_for_g,
 )
+
+from reco2.ledger import tx
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import BuyConditions, Role, Source
 
 EXAMPLES = int(os.environ.get("RECO2_MARKET_EXAMPLES", "200"))
 S = 10**9  # ns per s
@@ -159,15 +159,18 @@ class Reference:
             and (not sell.buyers or buy.owner in sell.buyers)
             and (not c.sellers or sell.owner in c.sellers)
             and (not c.sources or sell.source in c.sources)
-            and (not c.places or any(contains(p, sell.place) or contains(sell.place, p)
-                                     for p in c.places))
+            and (
+                not c.places
+                or any(contains(p, sell.place) or contains(sell.place, p) for p in c.places)
+            )
         )
 
     def resting(self, side: str) -> list[ROrder]:
         """Resting orders of one side, best first: sells cheapest, buys dearest, then seq."""
         sign = 1 if side == "sell" else -1
-        return sorted((o for o in self.book if o.side == side),
-                      key=lambda o: (sign * o.price, o.seq))
+        return sorted(
+            (o for o in self.book if o.side == side), key=lambda o: (sign * o.price, o.seq)
+        )
 
     # -- transactions ---------------------------------------------------------------------
     def place_sell(self, owner: str, a: tx.PlaceSellOrder, time_ns: int) -> Outcome:
@@ -176,9 +179,14 @@ class Reference:
         if a.expires_at_ns and a.expires_at_ns <= time_ns:
             return Outcome.order_expired
         fitting = sorted(
-            (b for (b, holder), h in self.holdings.items()
-             if holder == owner and h[0] > 0 and self.batches[b].source is a.source
-             and contains(a.place, self.batches[b].municipality)),
+            (
+                b
+                for (b, holder), h in self.holdings.items()
+                if holder == owner
+                and h[0] > 0
+                and self.batches[b].source is a.source
+                and contains(a.place, self.batches[b].municipality)
+            ),
             key=lambda b: (self.batches[b].start_s, b),
         )
         if sum(self.holdings[b, owner][0] for b in fitting) < a.quantity_g:
@@ -193,10 +201,22 @@ class Reference:
             need -= take
             if need == 0:
                 break
-        sell = ROrder(a.order_id, "sell", owner, a.quantity_g, a.quantity_g, a.all_or_none,
-                      a.price_sen_per_kg, a.expires_at_ns, self.next_seq, source=a.source,
-                      place=a.place, name_public=a.name_public, buyers=list(a.buyers),
-                      lots=lots)
+        sell = ROrder(
+            a.order_id,
+            "sell",
+            owner,
+            a.quantity_g,
+            a.quantity_g,
+            a.all_or_none,
+            a.price_sen_per_kg,
+            a.expires_at_ns,
+            self.next_seq,
+            source=a.source,
+            place=a.place,
+            name_public=a.name_public,
+            buyers=list(a.buyers),
+            lots=lots,
+        )
         self.next_seq += 1
         self.orders[sell.order_id] = sell
         for buy, quantity, draws in self.match_sell(sell):
@@ -236,11 +256,13 @@ class Reference:
                     continue
                 assert buy.conditions is not None
                 if buy.remaining_g < sell.remaining_g or (
-                        buy.aon and buy.remaining_g > sell.remaining_g):
+                    buy.aon and buy.remaining_g > sell.remaining_g
+                ):
                     continue
                 if all(self.accepts_value(buy.conditions, b) for b in order):
-                    return [(buy, sell.remaining_g, [(str(x[0]), int(str(x[1])))
-                                                      for x in sell.lots])]
+                    return [
+                        (buy, sell.remaining_g, [(str(x[0]), int(str(x[1]))) for x in sell.lots])
+                    ]
             return []
         return fills
 
@@ -255,9 +277,19 @@ class Reference:
             return Outcome.insufficient_yen
         account[0] -= escrow
         account[1] += escrow
-        buy = ROrder(a.order_id, "buy", owner, a.quantity_g, a.quantity_g, a.all_or_none,
-                     a.price_sen_per_kg, a.expires_at_ns, self.next_seq,
-                     conditions=a.conditions, escrow_sen=escrow)
+        buy = ROrder(
+            a.order_id,
+            "buy",
+            owner,
+            a.quantity_g,
+            a.quantity_g,
+            a.all_or_none,
+            a.price_sen_per_kg,
+            a.expires_at_ns,
+            self.next_seq,
+            conditions=a.conditions,
+            escrow_sen=escrow,
+        )
         self.next_seq += 1
         self.orders[buy.order_id] = buy
         for sell, quantity, draws in self.match_buy(buy):
@@ -288,15 +320,17 @@ class Reference:
                     continue
                 if sell.aon and sell.remaining_g > buy.remaining_g:
                     continue
-                lots = [(str(b), int(str(g))) for b, g in sell.lots
-                        if self.accepts_value(c, str(b))]
+                lots = [
+                    (str(b), int(str(g))) for b, g in sell.lots if self.accepts_value(c, str(b))
+                ]
                 if sum(g for _, g in lots) >= buy.remaining_g:
                     return [(sell, buy.remaining_g, take_oldest(lots, buy.remaining_g))]
             return []
         return fills
 
-    def settle(self, buy: ROrder, sell: ROrder, quantity: int, price: int,
-               draws: list[tuple[str, int]]) -> None:
+    def settle(
+        self, buy: ROrder, sell: ROrder, quantity: int, price: int, draws: list[tuple[str, int]]
+    ) -> None:
         value = quantity * price // 1_000
         for b, g in draws:
             self.holdings[b, sell.owner][1] -= g
@@ -309,8 +343,19 @@ class Reference:
         self.yen.setdefault(sell.owner, [0, 0])[0] += value
         sell.remaining_g -= quantity
         buy.remaining_g -= quantity
-        self.trades.append(RTrade(buy.order_id, sell.order_id, buy.owner, sell.owner,
-                                  sell.name_public, quantity, price, value, draws))
+        self.trades.append(
+            RTrade(
+                buy.order_id,
+                sell.order_id,
+                buy.owner,
+                sell.owner,
+                sell.name_public,
+                quantity,
+                price,
+                value,
+                draws,
+            )
+        )
         for order in (sell, buy):
             if order.remaining_g == 0:
                 self.close(order, "filled")
@@ -372,21 +417,40 @@ def build_world(batches: list[tuple[str, str, int, bool]]) -> tuple[Ledger, Refe
     """Participants, devices, yen and the batches (device, day, g, estimated) in four blocks."""
     ledger = Ledger()
     ref = Reference()
-    ok_block(ledger, *[("authority", register_action(p, Role.prosumer)) for p in SELLERS],
-             *[("authority", register_action(p, Role.buyer)) for p in BUYERS],
-             ("authority", register_action(TRADER, Role.buyer, Role.prosumer)),
-             ("authority", register_action("mrv", Role.aggregator)),
-             ("authority", register_action("bank", Role.settlement_agent)))
-    ok_block(ledger, *[
-        (owner, device_action(d, owner=owner, source=source, prefecture_code=place[:2],
-                              municipality_code=place, commissioned_on=since,
-                              capacity_w=1_000_000))
-        for d, (owner, source, place, since) in DEVICES.items()])
+    ok_block(
+        ledger,
+        *[("authority", register_action(p, Role.prosumer)) for p in SELLERS],
+        *[("authority", register_action(p, Role.buyer)) for p in BUYERS],
+        ("authority", register_action(TRADER, Role.buyer, Role.prosumer)),
+        ("authority", register_action("mrv", Role.aggregator)),
+        ("authority", register_action("bank", Role.settlement_agent)),
+    )
+    ok_block(
+        ledger,
+        *[
+            (
+                owner,
+                device_action(
+                    d,
+                    owner=owner,
+                    source=source,
+                    prefecture_code=place[:2],
+                    municipality_code=place,
+                    commissioned_on=since,
+                    capacity_w=1_000_000,
+                ),
+            )
+            for d, (owner, source, place, since) in DEVICES.items()
+        ],
+    )
     from reco2 import factors
 
-    ok_block(ledger, ("authority", factors.publish_action()),
-             *[("authority", tx.ApproveDevice(d)) for d in DEVICES],
-             *[("bank", deposit_action(a, sen)) for a, sen in DEPOSITS.items()])
+    ok_block(
+        ledger,
+        ("authority", factors.publish_action()),
+        *[("authority", tx.ApproveDevice(d)) for d in DEVICES],
+        *[("bank", deposit_action(a, sen)) for a, sen in DEPOSITS.items()],
+    )
     ref.yen = {a: [sen, 0] for a, sen in DEPOSITS.items()}
     carry: dict[str, int] = {}
     issues = []
@@ -395,8 +459,9 @@ def build_world(batches: list[tuple[str, str, int, bool]]) -> tuple[Ledger, Refe
         batch_id = f"{device}:{day}"
         wh, carry[device] = wh_for_g(grams, carry.get(device, 0))
         extra = dict(measured_intervals=47, estimated_intervals=1, estimated_wh=wh // 10)
-        issues.append(("mrv", issue_action(batch_id, day, wh, device,
-                                           **(extra if estimated else {}))))
+        issues.append(
+            ("mrv", issue_action(batch_id, day, wh, device, **(extra if estimated else {})))
+        )
         start = day_start(day)
         ref.batches[batch_id] = RBatch(source, place, start, start + DAY_S, since, estimated)
         ref.holdings[batch_id, owner] = [grams, 0]
@@ -411,22 +476,54 @@ def compare(ledger: Ledger, ref: Reference, trades_before: int) -> None:
     got = [state.trade(i) for i in range(trades_before, len(ref.trades) + 1)]
     assert got[-1] is None, "the engine made more trades than the reference"
     engine = [
-        RTrade(t.buy_order, t.sell_order, t.buyer, t.seller, t.seller_public, t.quantity_g,
-               t.price_sen_per_kg, t.value_sen, [(d.batch_id, d.quantity_g) for d in t.lots])
-        for t in got[:-1] if t is not None
+        RTrade(
+            t.buy_order,
+            t.sell_order,
+            t.buyer,
+            t.seller,
+            t.seller_public,
+            t.quantity_g,
+            t.price_sen_per_kg,
+            t.value_sen,
+            [(d.batch_id, d.quantity_g) for d in t.lots],
+        )
+        for t in got[:-1]
+        if t is not None
     ]
     assert engine == ref.trades[trades_before:]
     # both books, in priority order, with what each order holds
     sells = sorted(state.book.sells.values(), key=lambda o: (o.price_sen_per_kg, o.seq))
     buys = sorted(state.book.buys.values(), key=lambda o: (-o.price_sen_per_kg, o.seq))
-    assert [(o.order_id, o.owner, o.remaining_g, o.price_sen_per_kg, o.seq, o.all_or_none,
-             [(x.batch_id, x.quantity_g) for x in o.lots]) for o in sells] == [
-        (o.order_id, o.owner, o.remaining_g, o.price, o.seq, o.aon,
-         [(str(b), int(str(g))) for b, g in o.lots]) for o in ref.resting("sell")]
-    assert [(o.order_id, o.owner, o.remaining_g, o.price_sen_per_kg, o.seq, o.all_or_none,
-             o.escrow_sen) for o in buys] == [
+    assert [
+        (
+            o.order_id,
+            o.owner,
+            o.remaining_g,
+            o.price_sen_per_kg,
+            o.seq,
+            o.all_or_none,
+            [(x.batch_id, x.quantity_g) for x in o.lots],
+        )
+        for o in sells
+    ] == [
+        (
+            o.order_id,
+            o.owner,
+            o.remaining_g,
+            o.price,
+            o.seq,
+            o.aon,
+            [(str(b), int(str(g))) for b, g in o.lots],
+        )
+        for o in ref.resting("sell")
+    ]
+    assert [
+        (o.order_id, o.owner, o.remaining_g, o.price_sen_per_kg, o.seq, o.all_or_none, o.escrow_sen)
+        for o in buys
+    ] == [
         (o.order_id, o.owner, o.remaining_g, o.price, o.seq, o.aon, o.escrow_sen)
-        for o in ref.resting("buy")]
+        for o in ref.resting("buy")
+    ]
     # every order's status, and every balance
     for order_id, order in ref.orders.items():
         record = state.sell_order(order_id) if order.side == "sell" else state.buy_order(order_id)
@@ -444,14 +541,53 @@ def compare(ledger: Ledger, ref: Reference, trades_before: int) -> None:
 
 # ---- what Hypothesis draws ------------------------------------------------------------------
 BATCHES = st.lists(
-    st.tuples(st.sampled_from(sorted(DEVICES)), st.sampled_from(DAYS),
-              st.integers(500, 5_000), st.integers(0, 4).map(lambda i: i == 0)),
-    min_size=4, max_size=14, unique_by=lambda b: (b[0], b[1]),
+    st.tuples(
+        st.sampled_from(sorted(DEVICES)),
+        st.sampled_from(DAYS),
+        st.integers(500, 5_000),
+        st.integers(0, 4).map(lambda i: i == 0),
+    ),
+    min_size=4,
+    max_size=14,
+    unique_by=lambda b: (b[0], b[1]),
 )
 PRICE = st.integers(1, 10).map(lambda yen: yen * 100)  # sen per kg
-#: Often whole kilograms, so that orders of equal size meet (all-or-none needs them).
 QUANTITY = st.one_of(st.integers(1, 4).map(lambda kg: kg * 1_000), st.integers(1, 4_000))
-SOME = st.integers(0, 3)  # how many of a condition's values (often none)
+ROUND = st.integers(1, 3).map(lambda kg: kg * 1_000)
+SOME = st.integers(0, 3)  # whether a condition is set (one time in four)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How an example draws. "round" examples use whole kilograms (1-3 kg), all-or-none one
+    time in two and no conditions, and sometimes a squeeze (see ``draw_squeeze``)."""
+
+    round_sizes: bool
+
+    def aon(self, data: st.DataObject) -> bool:
+        return data.draw(st.integers(0, 1 if self.round_sizes else 3)) == 0
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """What a squeeze fixes of an order (None: drawn as usual)."""
+
+    grams: int | None = None
+    aon: bool | None = None
+    price: int | None = None
+
+
+FREE = Fixed()
+
+
+def quantity(
+    data: st.DataObject, ref: Reference, usual: st.SearchStrategy[int], style: Style
+) -> int:
+    """Usually ``usual``; one time in three exactly what a resting order has left, so that
+    orders of one size meet (all-or-none orders trade only so)."""
+    if ref.book and data.draw(st.integers(0, 2)) == 0:
+        return data.draw(st.sampled_from(sorted(o.remaining_g for o in ref.book)))
+    return data.draw(ROUND if style.round_sizes else usual)
 
 
 def maybe_expiry(data: st.DataObject, block_time_ns: int) -> int:
@@ -461,43 +597,75 @@ def maybe_expiry(data: st.DataObject, block_time_ns: int) -> int:
     return block_time_ns + data.draw(st.integers(-1, 40)) * S
 
 
-def draw_sell(data: st.DataObject, ref: Reference, order_id: str,
-              time_ns: int) -> tuple[str, tx.PlaceSellOrder]:
-    holders = sorted({holder for (_, holder), h in ref.holdings.items() if h[0]})
-    if holders and data.draw(st.integers(0, 4)) > 0:  # mostly someone with value to sell
-        owner = data.draw(st.sampled_from(holders))
-    else:
-        owner = data.draw(st.sampled_from([*SELLERS, TRADER, *BUYERS]))
-    held = [b for (b, holder), h in sorted(ref.holdings.items()) if holder == owner and h[0]]
+def draw_sell(
+    data: st.DataObject,
+    ref: Reference,
+    order_id: str,
+    time_ns: int,
+    style: Style,
+    fixed: Fixed = FREE,
+) -> tuple[str, tx.Action]:
+    need = fixed.grams or 1
+    held = sorted(key for key, h in ref.holdings.items() if h[0] >= need)
     if held and data.draw(st.integers(0, 4)) > 0:  # mostly a listing that can be filled
-        batch = ref.batches[data.draw(st.sampled_from(held))]
+        batch_id, owner = data.draw(st.sampled_from(held))
+        batch = ref.batches[batch_id]
         source = batch.source
         place = data.draw(st.sampled_from([batch.municipality, batch.municipality[:2]]))
-        sellable = sum(h[0] for (b, holder), h in ref.holdings.items() if holder == owner
-                       and ref.batches[b].source is source
-                       and contains(place, ref.batches[b].municipality))
-        quantity = data.draw(st.one_of(QUANTITY, st.integers(1, sellable + 100)))
+        sellable = sum(
+            h[0]
+            for (b, holder), h in ref.holdings.items()
+            if holder == owner
+            and ref.batches[b].source is source
+            and contains(place, ref.batches[b].municipality)
+        )
+        usual: st.SearchStrategy[int] = st.integers(1, sellable + 100)
     else:
+        owner = data.draw(st.sampled_from([*SELLERS, TRADER, *BUYERS]))
         source = data.draw(st.sampled_from(SOURCES))
         place = data.draw(st.sampled_from(PLACES))
-        quantity = data.draw(QUANTITY)
-    buyers = data.draw(st.lists(st.sampled_from([*BUYERS, TRADER]), max_size=2, unique=True)
-                       ) if data.draw(SOME) == 0 else []
+        usual = QUANTITY
+    grams = fixed.grams if fixed.grams is not None else quantity(data, ref, usual, style)
+    buyers = (
+        data.draw(st.lists(st.sampled_from([*BUYERS, TRADER]), max_size=2, unique=True))
+        if not style.round_sizes and data.draw(SOME) == 0
+        else []
+    )
     return owner, tx.PlaceSellOrder(
-        order_id, quantity, data.draw(st.integers(0, 3)) == 0, data.draw(PRICE), source,
-        place, data.draw(st.booleans()), buyers, maybe_expiry(data, time_ns))
+        order_id,
+        grams,
+        style.aon(data) if fixed.aon is None else fixed.aon,
+        data.draw(PRICE) if fixed.price is None else fixed.price,
+        source,
+        place,
+        data.draw(st.booleans()),
+        buyers,
+        maybe_expiry(data, time_ns),
+    )
 
 
-def draw_buy(data: st.DataObject, order_id: str, time_ns: int) -> tuple[str, tx.PlaceBuyOrder]:
+def draw_buy(
+    data: st.DataObject,
+    ref: Reference,
+    order_id: str,
+    time_ns: int,
+    style: Style,
+    fixed: Fixed = FREE,
+) -> tuple[str, tx.Action]:
     owner = data.draw(st.sampled_from([*BUYERS, TRADER]))
 
     def some(values: list[object]) -> list[object]:
-        if data.draw(SOME) > 0:
+        if style.round_sizes or data.draw(SOME) > 0:
             return []
         return data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=2, unique=True))
 
-    period_from = day_start(data.draw(st.sampled_from(DAYS))) if data.draw(SOME) == 0 else 0
-    period_to = day_start(data.draw(st.sampled_from(DAYS))) if data.draw(SOME) == 0 else 0
+    def sometimes(values: list[str]) -> str:
+        if style.round_sizes or data.draw(SOME) > 0:
+            return ""
+        return data.draw(st.sampled_from(values))
+
+    period_from = day_start(day) if (day := sometimes(DAYS)) else 0
+    period_to = day_start(day) if (day := sometimes(DAYS)) else 0
     if period_from and period_to <= period_from:
         period_to = 0
     conditions = BuyConditions(
@@ -506,31 +674,62 @@ def draw_buy(data: st.DataObject, order_id: str, time_ns: int) -> tuple[str, tx.
         some(SOURCES),  # type: ignore[arg-type]
         period_from,
         period_to,
-        data.draw(st.sampled_from(COMMISSIONED_AFTER)) if data.draw(SOME) == 0 else "",
-        data.draw(st.integers(0, 4)) == 0,
+        sometimes(COMMISSIONED_AFTER),
+        not style.round_sizes and data.draw(st.integers(0, 4)) == 0,
     )
+    grams = fixed.grams if fixed.grams is not None else quantity(data, ref, QUANTITY, style)
     return owner, tx.PlaceBuyOrder(
-        order_id, data.draw(QUANTITY), data.draw(st.integers(0, 3)) == 0,
-        data.draw(PRICE), conditions, maybe_expiry(data, time_ns))
+        order_id,
+        grams,
+        style.aon(data) if fixed.aon is None else fixed.aon,
+        data.draw(PRICE) if fixed.price is None else fixed.price,
+        conditions,
+        maybe_expiry(data, time_ns),
+    )
 
 
-def draw_cancel(data: st.DataObject, ref: Reference) -> tuple[str, tx.CancelOrder]:
+def draw_cancel(data: st.DataObject, ref: Reference) -> tuple[str, tx.Action]:
     ids = sorted(ref.orders)
     if not ids or data.draw(st.integers(0, 9)) == 0:
         return data.draw(st.sampled_from(PEOPLE)), tx.CancelOrder("nobody-placed-this")
     order = ref.orders[data.draw(st.sampled_from(ids))]
-    signer = order.owner if data.draw(st.integers(0, 4)) > 0 else data.draw(
-        st.sampled_from(PEOPLE))
+    signer = order.owner if data.draw(st.integers(0, 4)) > 0 else data.draw(st.sampled_from(PEOPLE))
     return signer, tx.CancelOrder(order.order_id)
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def draw_squeeze(data: st.DataObject) -> tuple[str, list[Fixed]]:
+    """Three orders where an all-or-none order meets, first, a better order too small for it
+    and then an all-or-none order of exactly its size: the walk alone cannot fill it.
+
+    sell side: S1 small at a low price, S2 all-or-none X at a higher one, then B all-or-none X
+    at a limit at or above S2's (and the mirror image with buys resting, a sell arriving)."""
+    whole = data.draw(st.integers(2, 3)) * 1_000
+    small = data.draw(st.integers(1, whole - 1))
+    low, high = sorted(data.draw(st.lists(st.integers(1, 10), min_size=2, max_size=2)))
+    first, second = ("sell", "buy") if data.draw(st.booleans()) else ("buy", "sell")
+    if first == "sell":  # sells rest, a buy arrives
+        resting = [Fixed(small, False, low * 100), Fixed(whole, True, high * 100)]
+        arriving = Fixed(whole, True, data.draw(st.integers(high, 10)) * 100)
+    else:  # buys rest, a sell arrives
+        resting = [Fixed(small, False, high * 100), Fixed(whole, True, low * 100)]
+        arriving = Fixed(whole, True, data.draw(st.integers(1, low)) * 100)
+    return first + "," + first + "," + second, [*resting, arriving]
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(batches=BATCHES, data=st.data())
 def test_the_indexed_book_matches_the_brute_force_reference(
     batches: list[tuple[str, str, int, bool]], data: st.DataObject
 ) -> None:
     ledger, ref = build_world(batches)
+    style = Style(data.draw(st.booleans(), label="round sizes"))
+    kinds = ["sell", "sell", "buy", "buy", "buy", "cancel"] + (
+        ["squeeze"] if style.round_sizes else []
+    )
     placed = 0
     for _ in range(data.draw(st.integers(1, 12), label="blocks")):
         advance_s = data.draw(st.sampled_from([1, 5, 10, 20, 30]), label="advance")
@@ -540,18 +739,26 @@ def test_the_indexed_book_matches_the_brute_force_reference(
         submitted: list[tuple[str, tx.Action]] = []
         expected: list[Outcome] = []
         for _ in range(data.draw(st.integers(0, 6), label="transactions")):
-            kind = data.draw(st.sampled_from(["sell", "sell", "buy", "buy", "buy", "cancel"]))
-            if kind == "cancel":
-                signer, action = draw_cancel(data, ref)
+            kind = data.draw(st.sampled_from(kinds))
+            if kind == "squeeze":
+                sides, fixes = draw_squeeze(data)
+                plan = list(zip(sides.split(","), fixes, strict=True))
+                event("squeeze")
             else:
-                reuse = ref.orders and data.draw(st.integers(0, 19)) == 0
-                order_id = data.draw(st.sampled_from(sorted(ref.orders))) if reuse else (
-                    f"o{placed}")
-                placed += 1
-                signer, action = (draw_sell(data, ref, order_id, time_ns) if kind == "sell"
-                                  else draw_buy(data, order_id, time_ns))
-            expected.append(ref.apply(signer, action, time_ns))
-            submitted.append((signer, action))
+                plan = [(kind, FREE)]
+            for side, fixed in plan:
+                if side == "cancel":
+                    signer, action = draw_cancel(data, ref)
+                else:
+                    reuse = ref.orders and data.draw(st.integers(0, 19)) == 0
+                    order_id = (
+                        data.draw(st.sampled_from(sorted(ref.orders))) if reuse else (f"o{placed}")
+                    )
+                    placed += 1
+                    draw = draw_sell if side == "sell" else draw_buy
+                    signer, action = draw(data, ref, order_id, time_ns, style, fixed)
+                expected.append(ref.apply(signer, action, time_ns))
+                submitted.append((signer, action))
         result = ledger.block([ledger.sign(s, a) for s, a in submitted], advance_s=advance_s)
         assert [r.code for r in result.results] == [o.value for o in expected]
         compare(ledger, ref, trades_before)

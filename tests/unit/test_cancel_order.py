@@ -9,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import OrderStatus
 from tests.support import (
     Case,
     Ledger,
@@ -26,6 +22,10 @@ from tests.support import (
     trades_of,
     yen_of,
 )
+
+from reco2.ledger import tx
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import OrderStatus
 
 YEN = 1_000_000
 
@@ -129,8 +129,9 @@ def yen(account: str, available: int, escrowed: int = 0) -> Callable[[Ledger], N
     return then
 
 
-def book(sell: list[tuple[str, int, int]], buy: list[tuple[str, int, int]]
-         ) -> Callable[[Ledger], None]:
+def book(
+    sell: list[tuple[str, int, int]], buy: list[tuple[str, int, int]]
+) -> Callable[[Ledger], None]:
     def then(ledger: Ledger) -> None:
         assert book_of(ledger) == {"sell": sell, "buy": buy}
 
@@ -159,71 +160,188 @@ def released_buy(ledger: Ledger) -> None:
     assert "B" not in ledger.app.state.book.buys
 
 
-S_RESTS = both(status("S", OrderStatus.open), holds("moe", n1=(0, 2_000, 0), n2=(2_500, 500, 0)),
-               book([("S", 2_500, 300)], []))
-B_RESTS = both(status("B", OrderStatus.open), yen("buyer", YEN - 1_000, 1_000),
-               book([], [("B", 2_000, 500)]))
+S_RESTS = both(
+    status("S", OrderStatus.open),
+    holds("moe", n1=(0, 2_000, 0), n2=(2_500, 500, 0)),
+    book([("S", 2_500, 300)], []),
+)
+B_RESTS = both(
+    status("B", OrderStatus.open), yen("buyer", YEN - 1_000, 1_000), book([], [("B", 2_000, 500)])
+)
 MOE_HAS_ALL = holds("moe", n1=(2_000, 0, 0), n2=(3_000, 0, 0))
 
 
-def case(name: str, signer: str, order_id: str, expected: Outcome,
-         setup: Callable[[Ledger], None] | None = None,
-         then: Callable[[Ledger], None] | None = None) -> Case:
+def case(
+    name: str,
+    signer: str,
+    order_id: str,
+    expected: Outcome,
+    setup: Callable[[Ledger], None] | None = None,
+    then: Callable[[Ledger], None] | None = None,
+) -> Case:
     return Case(name, signer, tx.CancelOrder(order_id), expected, setup=setup, then=then)
 
 
 CASES = [
-    case("ok a sell order", "moe", "S", Outcome.ok, setup=sell_s,
-         then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL, released_sell,
-                   book([], []))),
-    case("ok a hidden seller's order", "moe", "S", Outcome.ok, setup=hidden_sell_s,
-         then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL, released_sell)),
-    case("ok a buy order", "buyer", "B", Outcome.ok, setup=buy_b,
-         then=both(status("B", OrderStatus.cancelled), yen("buyer", YEN), released_buy,
-                   book([], []))),
-    case("ok a partly filled buy releases what is left", "buyer", "B", Outcome.ok,
-         setup=partly_filled_b,
-         then=both(status("B", OrderStatus.cancelled), yen("buyer", YEN - 410),
-                   yen("moe", 410), released_buy, holds("buyer", n1=(1_234, 0, 0)),
-                   holds("moe", n1=(766, 0, 0), n2=(3_000, 0, 0)), book([], []))),
-    case("ok a partly filled sell releases what is left", "moe", "S", Outcome.ok,
-         setup=partly_filled_s,
-         then=both(status("S", OrderStatus.cancelled), released_sell,
-                   holds("moe", n1=(1_000, 0, 0), n2=(3_000, 0, 0)),
-                   holds("buyer", n1=(1_000, 0, 0), n2=None),
-                   yen("buyer", YEN - 300), yen("moe", 300), book([], []))),
-    case("ok an order a sell rule listed", "moe", "r1~n3", Outcome.ok, setup=rule_listed,
-         then=both(status("r1~n3", OrderStatus.cancelled), holds("moe", n3=(1_500, 0, 0)),
-                   book([], []))),
+    case(
+        "ok a sell order",
+        "moe",
+        "S",
+        Outcome.ok,
+        setup=sell_s,
+        then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL, released_sell, book([], [])),
+    ),
+    case(
+        "ok a hidden seller's order",
+        "moe",
+        "S",
+        Outcome.ok,
+        setup=hidden_sell_s,
+        then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL, released_sell),
+    ),
+    case(
+        "ok a buy order",
+        "buyer",
+        "B",
+        Outcome.ok,
+        setup=buy_b,
+        then=both(
+            status("B", OrderStatus.cancelled), yen("buyer", YEN), released_buy, book([], [])
+        ),
+    ),
+    case(
+        "ok a partly filled buy releases what is left",
+        "buyer",
+        "B",
+        Outcome.ok,
+        setup=partly_filled_b,
+        then=both(
+            status("B", OrderStatus.cancelled),
+            yen("buyer", YEN - 410),
+            yen("moe", 410),
+            released_buy,
+            holds("buyer", n1=(1_234, 0, 0)),
+            holds("moe", n1=(766, 0, 0), n2=(3_000, 0, 0)),
+            book([], []),
+        ),
+    ),
+    case(
+        "ok a partly filled sell releases what is left",
+        "moe",
+        "S",
+        Outcome.ok,
+        setup=partly_filled_s,
+        then=both(
+            status("S", OrderStatus.cancelled),
+            released_sell,
+            holds("moe", n1=(1_000, 0, 0), n2=(3_000, 0, 0)),
+            holds("buyer", n1=(1_000, 0, 0), n2=None),
+            yen("buyer", YEN - 300),
+            yen("moe", 300),
+            book([], []),
+        ),
+    ),
+    case(
+        "ok an order a sell rule listed",
+        "moe",
+        "r1~n3",
+        Outcome.ok,
+        setup=rule_listed,
+        then=both(
+            status("r1~n3", OrderStatus.cancelled), holds("moe", n3=(1_500, 0, 0)), book([], [])
+        ),
+    ),
     # who may cancel: only the owner
-    case("a buyer cancels a seller's order", "buyer", "S", Outcome.not_order_owner, setup=sell_s,
-         then=S_RESTS),
-    case("another buyer's order", "buyer2", "B", Outcome.not_order_owner, setup=buy_b,
-         then=both(B_RESTS, yen("buyer2", YEN))),
-    case("a seller cancels a buyer's order", "moe", "B", Outcome.not_order_owner, setup=buy_b,
-         then=B_RESTS),
-    case("the authority", "authority", "S", Outcome.not_order_owner, setup=sell_s,
-         then=S_RESTS),
-    case("another prosumer, a rule's order", "maekawa", "r1~n3", Outcome.not_order_owner,
-         setup=rule_listed, then=holds("moe", n3=(0, 1_500, 0))),
+    case(
+        "a buyer cancels a seller's order",
+        "buyer",
+        "S",
+        Outcome.not_order_owner,
+        setup=sell_s,
+        then=S_RESTS,
+    ),
+    case(
+        "another buyer's order",
+        "buyer2",
+        "B",
+        Outcome.not_order_owner,
+        setup=buy_b,
+        then=both(B_RESTS, yen("buyer2", YEN)),
+    ),
+    case(
+        "a seller cancels a buyer's order",
+        "moe",
+        "B",
+        Outcome.not_order_owner,
+        setup=buy_b,
+        then=B_RESTS,
+    ),
+    case("the authority", "authority", "S", Outcome.not_order_owner, setup=sell_s, then=S_RESTS),
+    case(
+        "another prosumer, a rule's order",
+        "maekawa",
+        "r1~n3",
+        Outcome.not_order_owner,
+        setup=rule_listed,
+        then=holds("moe", n3=(0, 1_500, 0)),
+    ),
     case("someone else's filled order", "buyer2", "S", Outcome.not_order_owner, setup=filled_s),
     # only open orders
-    case("a filled sell", "moe", "S", Outcome.order_not_open, setup=filled_s,
-         then=both(status("S", OrderStatus.filled), holds("moe", n1=(0, 0, 0), n2=(2_500, 0, 0)),
-                   book([], [("B", 500, 400)]))),
-    case("a filled buy", "buyer", "B", Outcome.order_not_open, setup=filled_b,
-         then=both(status("B", OrderStatus.filled), yen("buyer", YEN - 300))),
-    case("cancelled twice", "moe", "S", Outcome.order_not_open, setup=cancelled_s,
-         then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL)),
-    case("an expired sell", "moe", "S", Outcome.order_not_open, setup=expired_s,
-         then=both(status("S", OrderStatus.expired), MOE_HAS_ALL)),
-    case("an expired buy", "buyer", "B", Outcome.order_not_open, setup=expired_b,
-         then=both(status("B", OrderStatus.expired), yen("buyer", YEN))),
+    case(
+        "a filled sell",
+        "moe",
+        "S",
+        Outcome.order_not_open,
+        setup=filled_s,
+        then=both(
+            status("S", OrderStatus.filled),
+            holds("moe", n1=(0, 0, 0), n2=(2_500, 0, 0)),
+            book([], [("B", 500, 400)]),
+        ),
+    ),
+    case(
+        "a filled buy",
+        "buyer",
+        "B",
+        Outcome.order_not_open,
+        setup=filled_b,
+        then=both(status("B", OrderStatus.filled), yen("buyer", YEN - 300)),
+    ),
+    case(
+        "cancelled twice",
+        "moe",
+        "S",
+        Outcome.order_not_open,
+        setup=cancelled_s,
+        then=both(status("S", OrderStatus.cancelled), MOE_HAS_ALL),
+    ),
+    case(
+        "an expired sell",
+        "moe",
+        "S",
+        Outcome.order_not_open,
+        setup=expired_s,
+        then=both(status("S", OrderStatus.expired), MOE_HAS_ALL),
+    ),
+    case(
+        "an expired buy",
+        "buyer",
+        "B",
+        Outcome.order_not_open,
+        setup=expired_b,
+        then=both(status("B", OrderStatus.expired), yen("buyer", YEN)),
+    ),
     # which order
     case("unknown order", "moe", "S", Outcome.unknown_order, then=MOE_HAS_ALL),
     case("unknown rule order", "moe", "r1~n9", Outcome.unknown_order, setup=rule_listed),
-    case("id of nobody's order, in lower case", "moe", "s", Outcome.unknown_order, setup=sell_s,
-         then=S_RESTS),
+    case(
+        "id of nobody's order, in lower case",
+        "moe",
+        "s",
+        Outcome.unknown_order,
+        setup=sell_s,
+        then=S_RESTS,
+    ),
     case("bad id", "moe", "S 1", Outcome.invalid_id),
     case("empty id", "moe", "", Outcome.invalid_id),
     case("three parts", "moe", "a~b~c", Outcome.invalid_id),
@@ -255,9 +373,13 @@ def test_cancel_and_place_in_one_block_apply_in_order() -> None:
     ledger = market_world()
     moe_value(ledger)
     sell_s(ledger)
-    result = ledger.block([ledger.sign("moe", tx.CancelOrder("S")),
-                           ledger.sign("buyer", buy_action("B", 1_000, 500)),
-                           ledger.sign("moe", tx.CancelOrder("S"))])
+    result = ledger.block(
+        [
+            ledger.sign("moe", tx.CancelOrder("S")),
+            ledger.sign("buyer", buy_action("B", 1_000, 500)),
+            ledger.sign("moe", tx.CancelOrder("S")),
+        ]
+    )
     assert [r.code for r in result.results] == ["ok", "ok", Outcome.order_not_open.value]
     assert trades_of(ledger) == []
     assert yen_of(ledger, "buyer") == (YEN - 500, 500)

@@ -18,10 +18,7 @@ crossed", escrow = open orders and book = open orders.
 
 from __future__ import annotations
 
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import OrderStatus, Source
-from reco2.views import market
+import msgspec
 from tests.support import (
     Ledger,
     attempt_market,
@@ -37,6 +34,11 @@ from tests.support import (
     yen_of,
 )
 
+from reco2.ledger import tx
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import OrderStatus, Source
+from reco2.views import market
+
 YEN = 1_000_000
 S = 10**9  # ns per s
 
@@ -44,8 +46,14 @@ S = 10**9  # ns per s
 def trades(ledger: Ledger) -> list[tuple[str, str, int, int, int, list[tuple[str, int]]]]:
     """(buy, sell, g, sen/kg, sen, [(batch, g)]) of every trade, oldest first."""
     return [
-        (t.buy_order, t.sell_order, t.quantity_g, t.price_sen_per_kg, t.value_sen,
-         [(d.batch_id, d.quantity_g) for d in t.lots])
+        (
+            t.buy_order,
+            t.sell_order,
+            t.quantity_g,
+            t.price_sen_per_kg,
+            t.value_sen,
+            [(d.batch_id, d.quantity_g) for d in t.lots],
+        )
         for t in trades_of(ledger)
     ]
 
@@ -164,7 +172,10 @@ def test_a_fill_draws_the_oldest_batches_first_across_trades() -> None:
     ledger.ok("buyer", buy_action("B2", 4_000, 300))
     ledger.ok("buyer2", buy_action("B3", 3_000, 300))
     assert [t[5] for t in trades(ledger)] == [
-        [("n1", 3_000)], [("n1", 2_000), ("n3", 2_000)], [("n3", 3_000)]]
+        [("n1", 3_000)],
+        [("n1", 2_000), ("n3", 2_000)],
+        [("n3", 3_000)],
+    ]
     assert status(ledger, "S") is OrderStatus.filled
     assert holding_of(ledger, "n1", "buyer") == (5_000, 0, 0)
     assert holding_of(ledger, "n3", "buyer") == (2_000, 0, 0)
@@ -262,8 +273,7 @@ def test_an_all_or_none_buy_trades_whole_with_one_sell_when_the_walk_cannot() ->
     rest eligible and crossed."""
     ledger = world_with(N1, K1)
     ledger.ok("moe", sell_action("S1", 3_000, 100))
-    ledger.ok("maru", sell_action("S2", 5_000, 200, aon=True, source=Source.wind,
-                                  place="072036"))
+    ledger.ok("maru", sell_action("S2", 5_000, 200, aon=True, source=Source.wind, place="072036"))
     ledger.ok("buyer", buy_action("B", 5_000, 500, aon=True))
     assert trades(ledger) == [("B", "S2", 5_000, 200, 1_000, [("k1", 5_000)])]
     assert book_of(ledger) == {"sell": [("S1", 3_000, 100)], "buy": []}
@@ -308,16 +318,21 @@ def test_at_one_price_the_earlier_sell_fills_first_and_keeps_its_place() -> None
     ledger.ok("buyer", buy_action("B1", 600, 300))
     ledger.ok("buyer", buy_action("B2", 600, 300))
     assert [t[:4] for t in trades(ledger)] == [
-        ("B1", "S1", 600, 300), ("B2", "S1", 400, 300), ("B2", "S2", 200, 300)]
+        ("B1", "S1", 600, 300),
+        ("B2", "S1", 400, 300),
+        ("B2", "S2", 200, 300),
+    ]
 
 
 def test_within_a_block_the_position_in_the_block_decides() -> None:
     ledger = world_with(N1, K1)
-    result = ledger.block([
-        ledger.sign("moe", sell_action("S2", 1_000, 300)),
-        ledger.sign("maru", sell_action("S1", 1_000, 300, source=Source.wind, place="072036")),
-        ledger.sign("buyer", buy_action("B", 1_500, 300)),
-    ])
+    result = ledger.block(
+        [
+            ledger.sign("moe", sell_action("S2", 1_000, 300)),
+            ledger.sign("maru", sell_action("S1", 1_000, 300, source=Source.wind, place="072036")),
+            ledger.sign("buyer", buy_action("B", 1_500, 300)),
+        ]
+    )
     assert [r.code for r in result.results] == ["ok"] * 3
     assert [t[:4] for t in trades(ledger)] == [("B", "S2", 1_000, 300), ("B", "S1", 500, 300)]
 
@@ -338,7 +353,10 @@ def test_an_arriving_sell_meets_the_dearest_buys_first_each_at_its_price() -> No
     ledger.ok("buyer", buy_action("B4", 1_000, 299))
     ledger.ok("moe", sell_action("S", 5_000, 300))
     assert [t[:5] for t in trades(ledger)] == [
-        ("B2", "S", 1_000, 500, 500), ("B3", "S", 1_000, 500, 500), ("B1", "S", 1_000, 400, 400)]
+        ("B2", "S", 1_000, 500, 500),
+        ("B3", "S", 1_000, 500, 500),
+        ("B1", "S", 1_000, 400, 400),
+    ]
     assert book_of(ledger) == {"sell": [("S", 2_000, 300)], "buy": [("B4", 1_000, 299)]}
 
 
@@ -404,7 +422,7 @@ def test_a_buy_naming_sources_skips_the_others() -> None:
 
 
 def test_generation_period_window() -> None:
-    june_2, june_4 = day_start("2025-06-02"), day_start("2025-06-04")
+    june_2 = day_start("2025-06-02")
     ledger = world_with(N1, N3)
     ledger.ok("moe", sell_action("S", 10_000, 300))  # lots n1 (June 1), n3 (June 3)
     ledger.ok("buyer", buy_action("B1", 6_000, 300, period_from_s=june_2))
@@ -462,8 +480,10 @@ def test_a_seller_chooses_its_buyers() -> None:
     assert [t[:4] for t in trades(ledger)] == [("B2", "S", 1_000, 400)]
     ledger.ok("buyer", buy_action("B3", 1_000, 900))  # an arriving buy is refused too
     assert len(trades(ledger)) == 1
-    assert book_of(ledger) == {"sell": [("S", 1_000, 300)],
-                               "buy": [("B1", 1_000, 900), ("B3", 1_000, 900)]}
+    assert book_of(ledger) == {
+        "sell": [("S", 1_000, 300)],
+        "buy": [("B1", 1_000, 900), ("B3", 1_000, 900)],
+    }
 
 
 def test_a_hidden_seller_is_matched_by_its_true_identity() -> None:
@@ -513,10 +533,12 @@ def test_an_order_lives_until_its_expiry() -> None:
 def test_expiry_comes_before_the_blocks_transactions() -> None:
     ledger = world_with(N1)
     placed_at = ledger.time_ns + 10 * S
-    ledger.block([
-        ledger.sign("buyer", buy_action("B1", 1_000, 500, expires_at_ns=placed_at + 5 * S)),
-        ledger.sign("buyer2", buy_action("B2", 1_000, 400)),
-    ])
+    ledger.block(
+        [
+            ledger.sign("buyer", buy_action("B1", 1_000, 500, expires_at_ns=placed_at + 5 * S)),
+            ledger.sign("buyer2", buy_action("B2", 1_000, 400)),
+        ]
+    )
     ledger.ok("moe", sell_action("S", 2_000, 300))
     assert [t[:4] for t in trades(ledger)] == [("B2", "S", 1_000, 400)]
     assert status(ledger, "B1") is OrderStatus.expired
@@ -526,15 +548,21 @@ def test_expiry_comes_before_the_blocks_transactions() -> None:
 def test_several_orders_expire_in_one_block() -> None:
     ledger = world_with(N1)
     t = ledger.time_ns + 10 * S
-    ledger.block([
-        ledger.sign("moe", sell_action("S1", 1_000, 900, expires_at_ns=t + 30 * S)),
-        ledger.sign("moe", sell_action("S2", 1_000, 900, expires_at_ns=t + 20 * S)),
-        ledger.sign("buyer", buy_action("B1", 1_000, 100, expires_at_ns=t + 25 * S)),
-        ledger.sign("buyer", buy_action("B2", 1_000, 100)),
-    ])
+    ledger.block(
+        [
+            ledger.sign("moe", sell_action("S1", 1_000, 900, expires_at_ns=t + 30 * S)),
+            ledger.sign("moe", sell_action("S2", 1_000, 900, expires_at_ns=t + 20 * S)),
+            ledger.sign("buyer", buy_action("B1", 1_000, 100, expires_at_ns=t + 25 * S)),
+            ledger.sign("buyer", buy_action("B2", 1_000, 100)),
+        ]
+    )
     ledger.block([], advance_s=60)
     assert [status(ledger, o) for o in ("S1", "S2", "B1", "B2")] == [
-        OrderStatus.expired, OrderStatus.expired, OrderStatus.expired, OrderStatus.open]
+        OrderStatus.expired,
+        OrderStatus.expired,
+        OrderStatus.expired,
+        OrderStatus.open,
+    ]
     assert holding_of(ledger, "n1", "moe") == (5_000, 0, 0)
     assert yen_of(ledger, "buyer") == (YEN - 100, 100)
 
@@ -549,16 +577,21 @@ def test_matching_alone_changes_nothing() -> None:
     before = book_records(ledger)
     arriving_buy = state.buy_order("B")
     assert arriving_buy is not None
-    probe = tx.msgspec.structs.replace(arriving_buy, order_id="probe", owner="buyer2",
-                                       remaining_g=1_500, price_sen_per_kg=400)
+    probe = msgspec.structs.replace(
+        arriving_buy, order_id="probe", owner="buyer2", remaining_g=1_500, price_sen_per_kg=400
+    )
     fills = state.book.match_buy(probe)
     assert [(f.resting_order, f.quantity_g, f.price_sen_per_kg) for f in fills] == [
-        ("S2", 1_000, 200), ("S1", 500, 300)]
+        ("S2", 1_000, 200),
+        ("S1", 500, 300),
+    ]
     resting_sell = state.sell_order("S1")
     assert resting_sell is not None
-    fills = state.book.match_sell(tx.msgspec.structs.replace(
-        resting_sell, order_id="probe-sell", owner="maekawa", price_sen_per_kg=50))
-    assert [(f.resting_order, f.quantity_g, f.price_sen_per_kg) for f in fills] == [
-        ("B", 500, 100)]
+    fills = state.book.match_sell(
+        msgspec.structs.replace(
+            resting_sell, order_id="probe-sell", owner="maekawa", price_sen_per_kg=50
+        )
+    )
+    assert [(f.resting_order, f.quantity_g, f.price_sen_per_kg) for f in fills] == [("B", 500, 100)]
     assert book_records(ledger) == before
     assert not state.has_changes()

@@ -12,11 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import Lot, OrderStatus, Purpose, Role, SellConditions, Source
-from reco2.views import market
 from tests.support import (
     GENESIS_TIME_NS,
     Case,
@@ -31,6 +26,11 @@ from tests.support import (
     market_world,
     sell_action,
 )
+
+from reco2.ledger import tx
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import Lot, OrderStatus, Purpose, Role, SellConditions, Source
+from reco2.views import market
 
 JUNE_1, JUNE_2 = day_start("2025-06-01"), day_start("2025-06-02")
 DAY_S = 86_400
@@ -72,9 +72,16 @@ def moe_holds(**amounts: tuple[int, int, int]) -> Callable[[Ledger], None]:
     return then
 
 
-def rests(order_id: str, *lots: Lot, owner: str = "moe", all_or_none: bool = False,
-          name_public: bool = True, buyers: tuple[str, ...] = (), place: str = "131202",
-          expires_at_ns: int = 0) -> Callable[[Ledger], None]:
+def rests(
+    order_id: str,
+    *lots: Lot,
+    owner: str = "moe",
+    all_or_none: bool = False,
+    name_public: bool = True,
+    buyers: tuple[str, ...] = (),
+    place: str = "131202",
+    expires_at_ns: int = 0,
+) -> Callable[[Ledger], None]:
     """The order is open, rests in the book and holds exactly these lots."""
 
     def then(ledger: Ledger) -> None:
@@ -133,9 +140,14 @@ def buyer_holds_n2(ledger: Ledger) -> None:
     ledger.ok("moe", tx.TransferValue("n2", "buyer", 1_200))
 
 
-def case(name: str, action: tx.PlaceSellOrder, expected: Outcome, signer: str = "moe",
-         setup: Callable[[Ledger], None] | None = None,
-         then: Callable[[Ledger], None] | None = None) -> Case:
+def case(
+    name: str,
+    action: tx.PlaceSellOrder,
+    expected: Outcome,
+    signer: str = "moe",
+    setup: Callable[[Ledger], None] | None = None,
+    then: Callable[[Ledger], None] | None = None,
+) -> Case:
     if then is None and expected is not Outcome.ok and setup is None:
         then = UNCHANGED
     return Case(name, signer, action, expected, setup=setup, then=then)
@@ -145,35 +157,87 @@ FAR = GENESIS_TIME_NS + 365 * DAY_S * 10**9
 
 CASES = [
     # escrow: tradable -> escrowed, oldest generation first
-    case("ok oldest batch first", sell_action("S", 2_500, 300), Outcome.ok,
-         then=both(moe_holds(n1=(0, 2_000, 0), n2=(2_500, 500, 0)),
-                   rests("S", lot("n1", 2_000), lot("n2", 500)))),
-    case("ok one batch", sell_action("S", 1_500, 300), Outcome.ok,
-         then=both(moe_holds(n1=(500, 1_500, 0)), rests("S", lot("n1", 1_500)))),
-    case("ok everything in the municipality", sell_action("S", 5_000, 300), Outcome.ok,
-         then=both(moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0)),
-                   rests("S", lot("n1", 2_000), lot("n2", 3_000)))),
-    case("ok a prefecture draws every municipality in it", sell_action("S", 9_000, 300, place="13"),
-         Outcome.ok,
-         then=both(moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0), s1=(0, 4_000, 0)),
-                   rests("S", lot("n1", 2_000), lot("s1", 4_000), lot("n2", 3_000), place="13"))),
-    case("ok another municipality", sell_action("S", 4_000, 300, place="131121"), Outcome.ok,
-         then=both(moe_holds(s1=(0, 4_000, 0)), rests("S", lot("s1", 4_000), place="131121"))),
-    case("ok all or none", sell_action("S", 1_000, 300, aon=True), Outcome.ok,
-         then=rests("S", lot("n1", 1_000), all_or_none=True)),
-    case("ok name hidden", sell_action("S", 1_000, 300, name_public=False), Outcome.ok,
-         then=rests("S", lot("n1", 1_000), name_public=False)),
-    case("ok only for some buyers", sell_action("S", 1_000, 300, buyers=["buyer2", "buyer"]),
-         Outcome.ok, then=rests("S", lot("n1", 1_000), buyers=("buyer", "buyer2"))),
-    case("ok with an expiry", sell_action("S", 1_000, 300, expires_at_ns=FAR), Outcome.ok,
-         then=rests("S", lot("n1", 1_000), expires_at_ns=FAR)),
-    case("ok the unretired rest", sell_action("S", 3_000, 300), Outcome.ok, setup=n1_retired,
-         then=both(moe_holds(n1=(0, 0, 2_000), n2=(0, 3_000, 0)), rests("S", lot("n2", 3_000)))),
-    case("ok by a buyer reselling what it bought", sell_action("S", 1_200, 300), Outcome.ok,
-         signer="buyer", setup=buyer_holds_n2,
-         then=both(moe_holds(n2=(1_800, 0, 0)), rests("S", lot("n2", 1_200), owner="buyer"))),
-    case("ok one gram at one sen", sell_action("S", 1, 1), Outcome.ok,
-         then=rests("S", lot("n1", 1))),
+    case(
+        "ok oldest batch first",
+        sell_action("S", 2_500, 300),
+        Outcome.ok,
+        then=both(
+            moe_holds(n1=(0, 2_000, 0), n2=(2_500, 500, 0)),
+            rests("S", lot("n1", 2_000), lot("n2", 500)),
+        ),
+    ),
+    case(
+        "ok one batch",
+        sell_action("S", 1_500, 300),
+        Outcome.ok,
+        then=both(moe_holds(n1=(500, 1_500, 0)), rests("S", lot("n1", 1_500))),
+    ),
+    case(
+        "ok everything in the municipality",
+        sell_action("S", 5_000, 300),
+        Outcome.ok,
+        then=both(
+            moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0)),
+            rests("S", lot("n1", 2_000), lot("n2", 3_000)),
+        ),
+    ),
+    case(
+        "ok a prefecture draws every municipality in it",
+        sell_action("S", 9_000, 300, place="13"),
+        Outcome.ok,
+        then=both(
+            moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0), s1=(0, 4_000, 0)),
+            rests("S", lot("n1", 2_000), lot("s1", 4_000), lot("n2", 3_000), place="13"),
+        ),
+    ),
+    case(
+        "ok another municipality",
+        sell_action("S", 4_000, 300, place="131121"),
+        Outcome.ok,
+        then=both(moe_holds(s1=(0, 4_000, 0)), rests("S", lot("s1", 4_000), place="131121")),
+    ),
+    case(
+        "ok all or none",
+        sell_action("S", 1_000, 300, aon=True),
+        Outcome.ok,
+        then=rests("S", lot("n1", 1_000), all_or_none=True),
+    ),
+    case(
+        "ok name hidden",
+        sell_action("S", 1_000, 300, name_public=False),
+        Outcome.ok,
+        then=rests("S", lot("n1", 1_000), name_public=False),
+    ),
+    case(
+        "ok only for some buyers",
+        sell_action("S", 1_000, 300, buyers=["buyer2", "buyer"]),
+        Outcome.ok,
+        then=rests("S", lot("n1", 1_000), buyers=("buyer", "buyer2")),
+    ),
+    case(
+        "ok with an expiry",
+        sell_action("S", 1_000, 300, expires_at_ns=FAR),
+        Outcome.ok,
+        then=rests("S", lot("n1", 1_000), expires_at_ns=FAR),
+    ),
+    case(
+        "ok the unretired rest",
+        sell_action("S", 3_000, 300),
+        Outcome.ok,
+        setup=n1_retired,
+        then=both(moe_holds(n1=(0, 0, 2_000), n2=(0, 3_000, 0)), rests("S", lot("n2", 3_000))),
+    ),
+    case(
+        "ok by a buyer reselling what it bought",
+        sell_action("S", 1_200, 300),
+        Outcome.ok,
+        signer="buyer",
+        setup=buyer_holds_n2,
+        then=both(moe_holds(n2=(1_800, 0, 0)), rests("S", lot("n2", 1_200), owner="buyer")),
+    ),
+    case(
+        "ok one gram at one sen", sell_action("S", 1, 1), Outcome.ok, then=rests("S", lot("n1", 1))
+    ),
     # fields
     case("zero price", sell_action("S", 1_000, 0), Outcome.price_must_be_positive),
     case("negative price", sell_action("S", 1_000, -300), Outcome.price_must_be_positive),
@@ -182,66 +246,141 @@ CASES = [
     case("negative quantity", sell_action("S", -1, 300), Outcome.quantity_must_be_positive),
     case("zero quantity and price", sell_action("S", 0, 0), Outcome.quantity_must_be_positive),
     case("absurd quantity", sell_action("S", 10**15 + 1, 300), Outcome.amount_too_large),
-    case("unknown municipality", sell_action("S", 1_000, 300, place="131209"),
-         Outcome.invalid_place_code),
+    case(
+        "unknown municipality",
+        sell_action("S", 1_000, 300, place="131209"),
+        Outcome.invalid_place_code,
+    ),
     case("no prefecture 48", sell_action("S", 1_000, 300, place="48"), Outcome.invalid_place_code),
-    case("municipality in prefecture 48", sell_action("S", 1_000, 300, place="481009"),
-         Outcome.invalid_place_code),
+    case(
+        "municipality in prefecture 48",
+        sell_action("S", 1_000, 300, place="481009"),
+        Outcome.invalid_place_code,
+    ),
     case("prefecture 00", sell_action("S", 1_000, 300, place="00"), Outcome.invalid_place_code),
-    case("a prefecture's own six-digit code", sell_action("S", 1_000, 300, place="130001"),
-         Outcome.invalid_place_code),
+    case(
+        "a prefecture's own six-digit code",
+        sell_action("S", 1_000, 300, place="130001"),
+        Outcome.invalid_place_code,
+    ),
     case("five digits", sell_action("S", 1_000, 300, place="13120"), Outcome.invalid_place_code),
     case("empty place", sell_action("S", 1_000, 300, place=""), Outcome.invalid_place_code),
-    case("full-width digits", sell_action("S", 1_000, 300, place="１３"),
-         Outcome.invalid_place_code),
+    case(
+        "full-width digits", sell_action("S", 1_000, 300, place="１３"), Outcome.invalid_place_code
+    ),
     case("negative expiry", sell_action("S", 1_000, 300, expires_at_ns=-1), Outcome.invalid_expiry),
-    case("buyer named twice", sell_action("S", 1_000, 300, buyers=["buyer", "buyer"]),
-         Outcome.invalid_conditions),
-    case("too many buyers", sell_action("S", 1_000, 300, buyers=[f"b{i}" for i in range(33)]),
-         Outcome.invalid_conditions),
+    case(
+        "buyer named twice",
+        sell_action("S", 1_000, 300, buyers=["buyer", "buyer"]),
+        Outcome.invalid_conditions,
+    ),
+    case(
+        "too many buyers",
+        sell_action("S", 1_000, 300, buyers=[f"b{i}" for i in range(33)]),
+        Outcome.invalid_conditions,
+    ),
     case("bad buyer id", sell_action("S", 1_000, 300, buyers=["a buyer"]), Outcome.invalid_id),
     case("bad order id", sell_action("S 1", 1_000, 300), Outcome.invalid_id),
     case("order id in a rule's form", sell_action("r1~n1", 1_000, 300), Outcome.invalid_id),
     case("empty order id", sell_action("", 1_000, 300), Outcome.invalid_id),
     # who may sign
     case("an aggregator", sell_action("S", 1_000, 300), Outcome.role_not_allowed, signer="mrv"),
-    case("the authority", sell_action("S", 1_000, 300), Outcome.role_not_allowed,
-         signer="authority"),
-    case("a settlement agent", sell_action("S", 1_000, 300), Outcome.role_not_allowed,
-         signer="bank"),
+    case(
+        "the authority", sell_action("S", 1_000, 300), Outcome.role_not_allowed, signer="authority"
+    ),
+    case(
+        "a settlement agent", sell_action("S", 1_000, 300), Outcome.role_not_allowed, signer="bank"
+    ),
     # against state
-    case("id reused", sell_action("S", 500, 200), Outcome.order_exists, setup=placed_s,
-         then=both(moe_holds(n1=(1_000, 1_000, 0)), rests("S", lot("n1", 1_000)))),
-    case("id of a buy order", sell_action("S", 500, 200), Outcome.order_exists,
-         setup=buyer_placed_s, then=moe_holds()),
-    case("id of a cancelled order", sell_action("S", 500, 200), Outcome.order_exists,
-         setup=cancelled_s, then=moe_holds()),
-    case("id of another seller's order", sell_action("S", 500, 200), Outcome.order_exists,
-         signer="buyer", setup=lambda lg: (buyer_holds_n2(lg), placed_s(lg))),
-    case("expiry before the block", sell_action("S", 1_000, 300, expires_at_ns=GENESIS_TIME_NS),
-         Outcome.order_expired),
-    case("expiry at the epoch's first instant", sell_action("S", 1_000, 300, expires_at_ns=1),
-         Outcome.order_expired),
-    case("more than the municipality holds", sell_action("S", 5_001, 300),
-         Outcome.insufficient_value),
-    case("more than the prefecture holds", sell_action("S", 9_001, 300, place="13"),
-         Outcome.insufficient_value),
-    case("another source", sell_action("S", 1, 300, source=Source.wind),
-         Outcome.insufficient_value),
+    case(
+        "id reused",
+        sell_action("S", 500, 200),
+        Outcome.order_exists,
+        setup=placed_s,
+        then=both(moe_holds(n1=(1_000, 1_000, 0)), rests("S", lot("n1", 1_000))),
+    ),
+    case(
+        "id of a buy order",
+        sell_action("S", 500, 200),
+        Outcome.order_exists,
+        setup=buyer_placed_s,
+        then=moe_holds(),
+    ),
+    case(
+        "id of a cancelled order",
+        sell_action("S", 500, 200),
+        Outcome.order_exists,
+        setup=cancelled_s,
+        then=moe_holds(),
+    ),
+    case(
+        "id of another seller's order",
+        sell_action("S", 500, 200),
+        Outcome.order_exists,
+        signer="buyer",
+        setup=lambda lg: (buyer_holds_n2(lg), placed_s(lg)),
+    ),
+    case(
+        "expiry before the block",
+        sell_action("S", 1_000, 300, expires_at_ns=GENESIS_TIME_NS),
+        Outcome.order_expired,
+    ),
+    case(
+        "expiry at the epoch's first instant",
+        sell_action("S", 1_000, 300, expires_at_ns=1),
+        Outcome.order_expired,
+    ),
+    case(
+        "more than the municipality holds", sell_action("S", 5_001, 300), Outcome.insufficient_value
+    ),
+    case(
+        "more than the prefecture holds",
+        sell_action("S", 9_001, 300, place="13"),
+        Outcome.insufficient_value,
+    ),
+    case(
+        "another source", sell_action("S", 1, 300, source=Source.wind), Outcome.insufficient_value
+    ),
     case("another prefecture", sell_action("S", 1, 300, place="01"), Outcome.insufficient_value),
-    case("a municipality without value", sell_action("S", 1, 300, place="131016"),
-         Outcome.insufficient_value),
-    case("escrowed value is not sellable twice", sell_action("S", 1, 300),
-         Outcome.insufficient_value, setup=nerima_escrowed,
-         then=moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0))),
-    case("retired value is not sellable", sell_action("S", 3_001, 300), Outcome.insufficient_value,
-         setup=n1_retired, then=moe_holds(n1=(0, 0, 2_000))),
-    case("a prosumer without value", sell_action("S", 1, 300), Outcome.insufficient_value,
-         signer="maekawa"),
-    case("a buyer without value", sell_action("S", 1, 300), Outcome.insufficient_value,
-         signer="buyer"),
-    case("more than the buyer bought", sell_action("S", 1_201, 300), Outcome.insufficient_value,
-         signer="buyer", setup=buyer_holds_n2, then=moe_holds(n2=(1_800, 0, 0))),
+    case(
+        "a municipality without value",
+        sell_action("S", 1, 300, place="131016"),
+        Outcome.insufficient_value,
+    ),
+    case(
+        "escrowed value is not sellable twice",
+        sell_action("S", 1, 300),
+        Outcome.insufficient_value,
+        setup=nerima_escrowed,
+        then=moe_holds(n1=(0, 2_000, 0), n2=(0, 3_000, 0)),
+    ),
+    case(
+        "retired value is not sellable",
+        sell_action("S", 3_001, 300),
+        Outcome.insufficient_value,
+        setup=n1_retired,
+        then=moe_holds(n1=(0, 0, 2_000)),
+    ),
+    case(
+        "a prosumer without value",
+        sell_action("S", 1, 300),
+        Outcome.insufficient_value,
+        signer="maekawa",
+    ),
+    case(
+        "a buyer without value",
+        sell_action("S", 1, 300),
+        Outcome.insufficient_value,
+        signer="buyer",
+    ),
+    case(
+        "more than the buyer bought",
+        sell_action("S", 1_201, 300),
+        Outcome.insufficient_value,
+        signer="buyer",
+        setup=buyer_holds_n2,
+        then=moe_holds(n2=(1_800, 0, 0)),
+    ),
 ]
 
 
@@ -254,11 +393,16 @@ def test_expiry_equal_to_the_block_time_is_refused() -> None:
     ledger = market_world()
     moe_value(ledger)
     block_time = ledger.time_ns + 10 * 10**9  # Ledger.block advances 10 s
-    attempt_market(ledger, "moe", sell_action("S", 1_000, 300, expires_at_ns=block_time),
-                   Outcome.order_expired)
+    attempt_market(
+        ledger, "moe", sell_action("S", 1_000, 300, expires_at_ns=block_time), Outcome.order_expired
+    )
     moe_holds()(ledger)
-    attempt_market(ledger, "moe", sell_action("S", 1_000, 300, expires_at_ns=ledger.time_ns
-                                              + 10 * 10**9 + 1), Outcome.ok)
+    attempt_market(
+        ledger,
+        "moe",
+        sell_action("S", 1_000, 300, expires_at_ns=ledger.time_ns + 10 * 10**9 + 1),
+        Outcome.ok,
+    )
     moe_holds(n1=(1_000, 1_000, 0))(ledger)
 
 
@@ -268,8 +412,11 @@ def test_the_order_takes_the_next_ledger_position() -> None:
     ledger.ok("moe", sell_action("S1", 1_000, 300))
     ledger.ok("buyer", buy_action("B1", 1_000, 100))
     ledger.ok("moe", sell_action("S2", 1_000, 300))
-    seqs = [ledger.app.state.sell_order("S1"), ledger.app.state.buy_order("B1"),
-            ledger.app.state.sell_order("S2")]
+    seqs = [
+        ledger.app.state.sell_order("S1"),
+        ledger.app.state.buy_order("B1"),
+        ledger.app.state.sell_order("S2"),
+    ]
     assert [o.seq for o in seqs if o is not None] == [0, 1, 2]
     heights = [o.placed_height for o in seqs if o is not None]
     assert heights == sorted(heights) and len(set(heights)) == 3
@@ -282,7 +429,9 @@ def test_the_public_book_hides_a_hidden_seller() -> None:
     ledger.ok("moe", sell_action("T", 1_000, 400))
     view = market.book(ledger.app.state)
     assert [(o["order_id"], o["seller"]) for o in view["sell"]] == [
-        ("S", market.UNDISCLOSED), ("T", "moe")]
+        ("S", market.UNDISCLOSED),
+        ("T", "moe"),
+    ]
     assert view["sell"][0]["seller_name"] == "非公表"
     assert "moe" not in repr(view["sell"][0])
     order = ledger.app.state.sell_order("S")

@@ -45,18 +45,31 @@ BUYS = [
 
 
 def trade_rows(trades: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
-    return [(t["buy_order"], t["sell_order"], t["quantity_g"], t["price_sen_per_kg"])
-            for t in trades]
+    return [
+        (t["buy_order"], t["sell_order"], t["quantity_g"], t["price_sen_per_kg"]) for t in trades
+    ]
 
 
 def sell_rows(book: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(o["order_id"], o["quantity_g"], o["all_or_none"], o["price_sen_per_kg"],
-             o["seller"], o["place"], o["source"]) for o in book["sell"]]
+    return [
+        (
+            o["order_id"],
+            o["quantity_g"],
+            o["all_or_none"],
+            o["price_sen_per_kg"],
+            o["seller"],
+            o["place"],
+            o["source"],
+        )
+        for o in book["sell"]
+    ]
 
 
 def buy_rows(book: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(o["order_id"], o["quantity_g"], o["all_or_none"], o["price_sen_per_kg"])
-            for o in book["buy"]]
+    return [
+        (o["order_id"], o["quantity_g"], o["all_or_none"], o["price_sen_per_kg"])
+        for o in book["buy"]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +107,11 @@ def test_the_final_book(seed_run: runner.ScenarioResult) -> None:
 
 def test_the_board_uses_the_seeds_labels(seed_run: runner.ScenarioResult) -> None:
     board = seed_run.board
-    assert board["trades"] == [["B2", "S2", "5", "4"], ["B3", "S3", "4", "3"],
-                               ["B4", "S4", "3", "6"]]
+    assert board["trades"] == [
+        ["B2", "S2", "5", "4"],
+        ["B3", "S3", "4", "3"],
+        ["B4", "S4", "3", "6"],
+    ]
     s1 = next(row for row in board["sell"] if row[0] == "S1")
     assert s1 == ["S1", "1", "3", "非公表", "北海道", "太陽光"]
     s2 = next(row for row in board["sell"] if row[0] == "S2")
@@ -130,7 +146,11 @@ def test_reco2_demo_json(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run(
         [RECO2, "demo", "--json", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

@@ -11,11 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from reco2.ledger import tx
-from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import Lot, OrderStatus, SellConditions, SellRule, Source
-from reco2.views import market
 from tests.support import (
     Case,
     Ledger,
@@ -23,6 +18,7 @@ from tests.support import (
     book_of,
     buy_action,
     day_start,
+    genesis,
     holding_of,
     issue_g,
     issue_g_action,
@@ -33,13 +29,24 @@ from tests.support import (
     yen_of,
 )
 
+from reco2.ledger import tx
+from reco2.ledger.app import Application
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import Lot, OrderStatus, SellConditions, SellRule, Source
+from reco2.views import market
+
 YEN = 1_000_000
 DAY_S = 86_400
 
 
-def rule(rule_id: str = "r1", device_id: str = "nerima-moe", price: int = 300,
-         name_public: bool = True, cap_g: int = 5_000,
-         buyers: tuple[str, ...] = ()) -> tx.SetSellRule:
+def rule(
+    rule_id: str = "r1",
+    device_id: str = "nerima-moe",
+    price: int = 300,
+    name_public: bool = True,
+    cap_g: int = 5_000,
+    buyers: tuple[str, ...] = (),
+) -> tx.SetSellRule:
     return tx.SetSellRule(rule_id, device_id, price, name_public, cap_g, list(buyers))
 
 
@@ -89,17 +96,49 @@ R1 = SellRule("r1", "moe", "nerima-moe", 300, True, SellConditions([]), 5_000, 0
 NO_R1 = both(stored("r1", None), device_rule("nerima-moe", None))
 
 SET_CASES = [
-    Case("ok", "moe", rule(), Outcome.ok,
-         then=both(stored("r1", R1), device_rule("nerima-moe", "r1"))),
-    Case("ok hidden, for some buyers", "moe", rule(name_public=False, buyers=("buyer2", "buyer")),
-         Outcome.ok,
-         then=stored("r1", SellRule("r1", "moe", "nerima-moe", 300, False,
-                                    SellConditions(["buyer", "buyer2"]), 5_000, 0, True))),
-    Case("ok another device of the owner", "moe", rule("r2", "setagaya-moe"), Outcome.ok,
-         setup=r1_set, then=both(device_rule("nerima-moe", "r1"),
-                                 device_rule("setagaya-moe", "r2"))),
-    Case("ok a new rule after the old one was cancelled", "moe", rule("r2"), Outcome.ok,
-         setup=r1_cancelled, then=device_rule("nerima-moe", "r2")),
+    Case(
+        "ok",
+        "moe",
+        rule(),
+        Outcome.ok,
+        then=both(stored("r1", R1), device_rule("nerima-moe", "r1")),
+    ),
+    Case(
+        "ok hidden, for some buyers",
+        "moe",
+        rule(name_public=False, buyers=("buyer2", "buyer")),
+        Outcome.ok,
+        then=stored(
+            "r1",
+            SellRule(
+                "r1",
+                "moe",
+                "nerima-moe",
+                300,
+                False,
+                SellConditions(["buyer", "buyer2"]),
+                5_000,
+                0,
+                True,
+            ),
+        ),
+    ),
+    Case(
+        "ok another device of the owner",
+        "moe",
+        rule("r2", "setagaya-moe"),
+        Outcome.ok,
+        setup=r1_set,
+        then=both(device_rule("nerima-moe", "r1"), device_rule("setagaya-moe", "r2")),
+    ),
+    Case(
+        "ok a new rule after the old one was cancelled",
+        "moe",
+        rule("r2"),
+        Outcome.ok,
+        setup=r1_cancelled,
+        then=device_rule("nerima-moe", "r2"),
+    ),
     # fields
     Case("zero price", "moe", rule(price=0), Outcome.price_must_be_positive, then=NO_R1),
     Case("negative price", "moe", rule(price=-300), Outcome.price_must_be_positive),
@@ -107,43 +146,98 @@ SET_CASES = [
     Case("zero cap", "moe", rule(cap_g=0), Outcome.quantity_must_be_positive, then=NO_R1),
     Case("negative cap", "moe", rule(cap_g=-1), Outcome.quantity_must_be_positive),
     Case("absurd cap", "moe", rule(cap_g=10**15 + 1), Outcome.amount_too_large),
-    Case("buyer named twice", "moe", rule(buyers=("buyer", "buyer")), Outcome.invalid_conditions,
-         then=NO_R1),
+    Case(
+        "buyer named twice",
+        "moe",
+        rule(buyers=("buyer", "buyer")),
+        Outcome.invalid_conditions,
+        then=NO_R1,
+    ),
     Case("bad buyer id", "moe", rule(buyers=("bu yer",)), Outcome.invalid_id),
     Case("bad rule id", "moe", rule("r 1"), Outcome.invalid_id),
     Case("rule id with the order separator", "moe", rule("r~1"), Outcome.invalid_id),
     Case("bad device id", "moe", rule(device_id="nerima moe"), Outcome.invalid_id),
     # against state
-    Case("unknown device", "moe", rule(device_id="nowhere-pv"), Outcome.unknown_device,
-         then=NO_R1),
+    Case("unknown device", "moe", rule(device_id="nowhere-pv"), Outcome.unknown_device, then=NO_R1),
     Case("a buyer, for moe's device", "buyer", rule(), Outcome.not_device_owner, then=NO_R1),
     Case("another prosumer", "maekawa", rule(), Outcome.not_device_owner, then=NO_R1),
     Case("the device's aggregator", "mrv", rule(), Outcome.not_device_owner, then=NO_R1),
     Case("the authority", "authority", rule(), Outcome.not_device_owner),
-    Case("rule id reused on another device", "moe", rule("r1", "setagaya-moe"),
-         Outcome.sell_rule_exists, setup=r1_set,
-         then=both(stored("r1", R1), device_rule("setagaya-moe", None))),
-    Case("rule id of a cancelled rule", "moe", rule("r1"), Outcome.sell_rule_exists,
-         setup=r1_cancelled, then=device_rule("nerima-moe", None)),
-    Case("rule id of another owner's rule", "maru", rule("r1", "koriyama-wind"),
-         Outcome.sell_rule_exists, setup=r1_set, then=device_rule("koriyama-wind", None)),
-    Case("a second rule for the device", "moe", rule("r2", price=200), Outcome.device_has_sell_rule,
-         setup=r1_set, then=both(stored("r2", None), device_rule("nerima-moe", "r1"))),
+    Case(
+        "rule id reused on another device",
+        "moe",
+        rule("r1", "setagaya-moe"),
+        Outcome.sell_rule_exists,
+        setup=r1_set,
+        then=both(stored("r1", R1), device_rule("setagaya-moe", None)),
+    ),
+    Case(
+        "rule id of a cancelled rule",
+        "moe",
+        rule("r1"),
+        Outcome.sell_rule_exists,
+        setup=r1_cancelled,
+        then=device_rule("nerima-moe", None),
+    ),
+    Case(
+        "rule id of another owner's rule",
+        "maru",
+        rule("r1", "koriyama-wind"),
+        Outcome.sell_rule_exists,
+        setup=r1_set,
+        then=device_rule("koriyama-wind", None),
+    ),
+    Case(
+        "a second rule for the device",
+        "moe",
+        rule("r2", price=200),
+        Outcome.device_has_sell_rule,
+        setup=r1_set,
+        then=both(stored("r2", None), device_rule("nerima-moe", "r1")),
+    ),
 ]
 
 CANCEL_CASES = [
-    Case("ok", "moe", tx.CancelSellRule("r1"), Outcome.ok, setup=r1_set,
-         then=both(stored("r1", SellRule("r1", "moe", "nerima-moe", 300, True,
-                                         SellConditions([]), 5_000, 0, False)),
-                   device_rule("nerima-moe", None))),
+    Case(
+        "ok",
+        "moe",
+        tx.CancelSellRule("r1"),
+        Outcome.ok,
+        setup=r1_set,
+        then=both(
+            stored(
+                "r1",
+                SellRule("r1", "moe", "nerima-moe", 300, True, SellConditions([]), 5_000, 0, False),
+            ),
+            device_rule("nerima-moe", None),
+        ),
+    ),
     Case("unknown rule", "moe", tx.CancelSellRule("r1"), Outcome.unknown_sell_rule),
-    Case("another prosumer's rule", "maru", tx.CancelSellRule("r1"), Outcome.not_sell_rule_owner,
-         setup=r1_set, then=both(stored("r1", R1), device_rule("nerima-moe", "r1"))),
+    Case(
+        "another prosumer's rule",
+        "maru",
+        tx.CancelSellRule("r1"),
+        Outcome.not_sell_rule_owner,
+        setup=r1_set,
+        then=both(stored("r1", R1), device_rule("nerima-moe", "r1")),
+    ),
     Case("a buyer", "buyer", tx.CancelSellRule("r1"), Outcome.not_sell_rule_owner, setup=r1_set),
-    Case("the authority", "authority", tx.CancelSellRule("r1"), Outcome.not_sell_rule_owner,
-         setup=r1_set, then=stored("r1", R1)),
-    Case("cancelled twice", "moe", tx.CancelSellRule("r1"), Outcome.sell_rule_inactive,
-         setup=r1_cancelled, then=device_rule("nerima-moe", None)),
+    Case(
+        "the authority",
+        "authority",
+        tx.CancelSellRule("r1"),
+        Outcome.not_sell_rule_owner,
+        setup=r1_set,
+        then=stored("r1", R1),
+    ),
+    Case(
+        "cancelled twice",
+        "moe",
+        tx.CancelSellRule("r1"),
+        Outcome.sell_rule_inactive,
+        setup=r1_cancelled,
+        then=device_rule("nerima-moe", None),
+    ),
     Case("bad rule id", "moe", tx.CancelSellRule("r1 "), Outcome.invalid_id),
     Case("empty rule id", "moe", tx.CancelSellRule(""), Outcome.invalid_id),
 ]
@@ -208,8 +302,9 @@ def test_new_value_meets_a_resting_buy_in_the_issuing_transaction() -> None:
     ledger = market_world()
     ledger.ok("moe", rule(price=300))
     ledger.ok("buyer", buy_action("B", 2_000, 400, places=["13"]))
-    result = ledger.block([ledger.sign("mrv", issue_g_action(ledger, "n1", "nerima-moe",
-                                                             "2025-06-01", 3_000))])
+    result = ledger.block(
+        [ledger.sign("mrv", issue_g_action(ledger, "n1", "nerima-moe", "2025-06-01", 3_000))]
+    )
     (issued,) = result.results
     assert issued.code == "ok"
     assert "trade/0" in issued.events and "order/r1~n1" in issued.events
@@ -219,7 +314,11 @@ def test_new_value_meets_a_resting_buy_in_the_issuing_transaction() -> None:
     assert trade.tx_hash == batch.issue_tx  # the same transaction
     assert trade.height == batch.issued_height
     assert (trade.buy_order, trade.sell_order, trade.buyer, trade.seller) == (
-        "B", "r1~n1", "buyer", "moe")
+        "B",
+        "r1~n1",
+        "buyer",
+        "moe",
+    )
     assert (trade.quantity_g, trade.price_sen_per_kg, trade.value_sen) == (2_000, 400, 800)
     assert [(d.batch_id, d.quantity_g) for d in trade.lots] == [("n1", 2_000)]
     assert holding_of(ledger, "n1", "moe") == (0, 1_000, 0)
@@ -233,8 +332,9 @@ def test_a_buy_placed_earlier_in_the_same_block_meets_new_value() -> None:
     ledger = market_world()
     ledger.ok("moe", rule(price=300))
     issue = issue_g_action(ledger, "n1", "nerima-moe", "2025-06-01", 3_000)
-    result = ledger.block([ledger.sign("buyer", buy_action("B", 3_000, 300)),
-                           ledger.sign("mrv", issue)])
+    result = ledger.block(
+        [ledger.sign("buyer", buy_action("B", 3_000, 300)), ledger.sign("mrv", issue)]
+    )
     assert [r.code for r in result.results] == ["ok", "ok"]
     (trade,) = trades_of(ledger)
     assert (trade.quantity_g, trade.price_sen_per_kg) == (3_000, 300)
@@ -287,9 +387,6 @@ def test_cancelling_a_rule_stops_listing_but_keeps_its_orders() -> None:
 
 def test_rules_survive_a_reload_of_the_state() -> None:
     """The device -> rule index is derived: a node that restarts must list as before."""
-    from reco2.ledger.app import Application
-    from tests.support import genesis
-
     ledger = market_world()
     ledger.ok("moe", rule("r1", cap_g=10_000))
     ledger.ok("moe", rule("r2", "setagaya-moe", cap_g=10_000))
@@ -305,8 +402,14 @@ def test_rules_survive_a_reload_of_the_state() -> None:
 
 def test_cases_use_the_shared_runner_too() -> None:
     """``run_case`` (world() only) sees the same refusal without a market world."""
-    run_case(Case("unknown device in the plain world", "maekawa", rule(device_id="pv-9"),
-                  Outcome.unknown_device))
+    run_case(
+        Case(
+            "unknown device in the plain world",
+            "maekawa",
+            rule(device_id="pv-9"),
+            Outcome.unknown_device,
+        )
+    )
     run_case(Case("plain world, own device", "maekawa", rule(device_id="pv-1"), Outcome.ok))
 
 

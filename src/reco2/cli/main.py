@@ -15,7 +15,8 @@ from rich.table import Table
 
 from reco2.cli import demo as demo_module
 from reco2.cli import market as market_cli
-from reco2.cli import tx_commands
+from reco2.cli import meter, tx_commands
+from reco2.cli import simulate as simulate_cli
 from reco2.cli.common import DataDir, console, err_console, fail
 from reco2.ledger import history as ledger_history
 from reco2.ledger.genesis import Genesis, GenesisParticipant
@@ -26,6 +27,7 @@ from reco2.node.audit import audit as run_audit
 from reco2.node.embedded import Node, NodeError, create_chain
 from reco2.node.keys import KeyFile, key_path
 from reco2.node.view import StateView, ViewError
+from reco2.views import records
 
 app = typer.Typer(
     help="ReCO2: CO2-reduction value of self-consumed renewable energy, on a ledger and a market.",
@@ -38,6 +40,9 @@ app.command("demo")(market_cli.demo)
 app.command("tour")(demo_module.demo)
 app.command("book")(market_cli.book)
 app.command("trades")(market_cli.trades)
+app.command("simulate")(simulate_cli.simulate)
+app.command("intake")(meter.intake)
+app.command("issue-days")(meter.issue_days)
 
 
 @app.command()
@@ -258,7 +263,7 @@ def query(
     out: dict[str, Any] = {
         "key": key,
         "height": view.height,
-        "record": msgspec.to_builtins(record, enc_hook=_hex),
+        "record": records.to_json(record),
     }
     if prove:
         from reco2.ledger import merkle
@@ -267,10 +272,6 @@ def query(
         out["value"] = ledger_history.b64(value)
         out["proof_ops"] = merkle.proof_ops_to_json(view.commitment.prove(raw_key))
     sys.stdout.write(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
-
-
-def _hex(value: Any) -> Any:
-    raise TypeError(type(value))
 
 
 def main() -> None:

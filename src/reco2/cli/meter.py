@@ -1,0 +1,171 @@
+"""`reco2 intake` and `reco2 issue-days`: from signed meter readings to value on the ledger."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from reco2 import factors
+from reco2.cli.common import DataDir, KeyOption, NodeUrl, console, err_console, fail, load_key
+from reco2.cli.common import open_submitter as open_ledger
+from reco2.ledger.calendar import parse_iso_date
+
+StoreUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Readings store: sqlite:///path/readings.sqlite (default DIR/readings.sqlite) "
+        "or postgresql://user@host:port/db.",
+        envvar="RECO2_STORE",
+    ),
+]
+
+
+def store_url(data_dir: Path, store: str | None) -> str:
+    return store if store else f"sqlite://{(data_dir / 'readings.sqlite').absolute()}"
+
+
+def intake(
+    data_dir: DataDir = Path("."),
+    store: StoreUrl = None,
+    mqtt_host: Annotated[str, typer.Option(help="MQTT broker host.")] = "127.0.0.1",
+    mqtt_port: Annotated[int, typer.Option(help="MQTT broker port.")] = 1883,
+    mqtt: Annotated[bool, typer.Option("--mqtt/--no-mqtt", help="Subscribe to the broker.")] = True,
+    mqtt_client_id: Annotated[
+        str, typer.Option(help="MQTT client id: the broker keeps this session's messages.")
+    ] = "reco2-intake",
+    http_host: Annotated[str, typer.Option(help="Address of the HTTP endpoint.")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="Port of the HTTP endpoint.")] = 8100,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes that verify signatures (0: in-process).")
+    ] = 0,
+) -> None:
+    """Take signed meter readings over MQTT and HTTP; validate and store each one."""
+    from reco2.ingest.devices import LedgerUnavailable
+    from reco2.ingest.service import IntakeConfig, run
+    from reco2.mrv.store import StoreError
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if workers < 0:
+        fail("--workers must be 0 or more")
+    config = IntakeConfig(
+        data_dir=data_dir,
+        store_url=store_url(data_dir, store),
+        mqtt_host=mqtt_host,
+        mqtt_port=mqtt_port,
+        mqtt_enabled=mqtt,
+        mqtt_client_id=mqtt_client_id,
+        http_host=http_host,
+        http_port=http_port,
+        workers=workers,
+    )
+    try:
+        run(config)
+    except (LedgerUnavailable, StoreError, OSError) as exc:
+        fail(str(exc))
+
+
+def issue_days(
+    data_dir: DataDir = Path("."),
+    store: StoreUrl = None,
+    key: KeyOption = None,
+    node: NodeUrl = None,
+    until_day: Annotated[
+        str | None,
+        typer.Option(help="Last JST day to issue, YYYY-MM-DD (default: the last complete day)."),
+    ] = None,
+    retry_refused: Annotated[
+        bool, typer.Option(help="Try again the days the ledger refused before.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the recorded days as JSON.")] = (
+        False
+    ),
+) -> None:
+    """Issue one value batch per device and complete JST day of accepted readings."""
+    from reco2.ingest import issuer
+    from reco2.mrv.store import StoreError, open_store
+
+    if key is None:
+        fail("--key is required: the aggregator's key file or participant id (e.g. --key mrv)")
+    signer = load_key(data_dir, key)
+    if until_day is None:
+        until = issuer.default_until_day(int(time.time()))
+    else:
+        parsed = parse_iso_date(until_day)
+        if parsed is None:
+            fail(f"--until-day {until_day!r} is not a YYYY-MM-DD date")
+        until = parsed
+    try:
+        readings = open_store(store_url(data_dir, store))
+    except StoreError as exc:
+        fail(str(exc))
+    state: issuer.StateReader
+    if (data_dir / "ledger.sqlite").exists():
+        state = issuer.SqliteStateReader(data_dir)
+    elif node:
+        state = issuer.HttpStateReader(node)
+    else:
+        fail(f"{data_dir} holds no ledger: pass --node URL or the node's --data-dir")
+    submitter = open_ledger(data_dir, node)
+    try:
+        if retry_refused:
+            readings.forget_refused()
+        with Progress(
+            TextColumn("issue days"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("days", total=None)
+
+            def step(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            run = issuer.issue_days(
+                readings,
+                state,
+                submitter,
+                signer,
+                until,
+                str(factors.shipped_table()["version"]),
+                progress=step,
+            )
+    except issuer.IssueError as exc:
+        fail(str(exc), 2)
+    finally:
+        submitter.close()
+        state.close()
+        readings.close()
+    if as_json:
+        rows = [
+            {
+                "device_id": day.device_id,
+                "day": day.day,
+                "batch_id": day.batch_id,
+                "outcome": day.outcome,
+                "tx_hash": None if day.tx_hash is None else day.tx_hash.hex(),
+            }
+            for day in run.days
+        ]
+        sys.stdout.write(json.dumps({"until_day": until.isoformat(), "days": rows}) + "\n")
+        return
+    console.print(
+        f"issued {len(run.issued)} device-day(s) up to {until.isoformat()}"
+        + (f"; the ledger refused {len(run.refused)}" if run.refused else "")
+    )
+    for day in run.refused:
+        err_console.print(f"  {day.batch_id}: [bold red]{day.outcome}[/]")
