@@ -185,20 +185,46 @@ class PostgresServer:
 
     def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return _run_as(
-            self.run_as, [str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "data"), *args]
+            self.run_as,
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "data"), *args],
+            self.directory,
         )
 
-    def stop(self) -> None:
-        self.pg_ctl("-m", "immediate", "-w", "stop")
+    def start(self) -> subprocess.CompletedProcess[str]:
+        """Start the server on its port (again, after ``stop``)."""
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.directory} -c max_connections=50"
+        )
+        log = str(self.directory / "postgres.log")
+        return self.pg_ctl("-l", log, "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self.pg_ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server and delete its files."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _run_as(user: pwd.struct_passwd | None, argv: list[str]) -> subprocess.CompletedProcess[str]:
+def _run_as(
+    user: pwd.struct_passwd | None, argv: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL tool, as ``user`` when given (from a directory that user can enter)."""
     options: dict[str, Any] = {}
     if user is not None:
         options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "LC_ALL": "C", "HOME": str(cwd)}
     return subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=120, check=False, **options
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+        **options,
     )
 
 
@@ -224,17 +250,14 @@ def start_postgres() -> PostgresServer:
             "--locale=C",
             "--no-sync",
         ],
+        directory,
     )
     if init.returncode != 0:
         raise AssertionError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
     for _attempt in range(5):
         port = free_port()
         server = PostgresServer(directory, port, bin_dir, run_as, itertools.count(1))
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={port} "
-            f"-c unix_socket_directories={directory} -c max_connections=50"
-        )
-        started = server.pg_ctl("-l", str(directory / "postgres.log"), "-o", options, "-w", "start")
+        started = server.start()
         if started.returncode == 0:
             return server
         if "could not bind" not in _tail(directory / "postgres.log"):
@@ -252,8 +275,7 @@ def postgres_server_fixture() -> Iterator[PostgresServer]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture(name="postgres_url")

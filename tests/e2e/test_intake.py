@@ -35,7 +35,7 @@ from reco2 import factors
 from reco2.ingest import contract
 from reco2.ledger import tx
 from reco2.ledger.calendar import INTERVAL_S, jst_midnight_s
-from reco2.ledger.types import GridContract, Role, Source
+from reco2.ledger.types import GridContract, Role, SchemeEnrollment, Source
 from reco2.mrv import physics
 from reco2.mrv.readings import Reading, sign_reading
 from reco2.mrv.store import ReadingsStore, Status, StoredReading, StoredRejection, open_store
@@ -76,7 +76,7 @@ class Meter:
     def seed(self) -> bytes:
         return seed_of("meter-" + self.device_id)
 
-    def register_action(self) -> tx.RegisterDevice:
+    def register_action(self, other_schemes: Sequence[SchemeEnrollment] = ()) -> tx.RegisterDevice:
         return tx.RegisterDevice(
             self.device_id,
             "maekawa",
@@ -90,7 +90,7 @@ class Meter:
             "2019-04-01",
             GridContract.fit,
             "",
-            [],
+            list(other_schemes),
             public_key("meter-" + self.device_id),
         )
 
@@ -103,9 +103,14 @@ FLEET = (
 )
 
 
-def new_chain(data_dir: Path, meters: Sequence[Meter]) -> KeyFile:
+def new_chain(
+    data_dir: Path,
+    meters: Sequence[Meter],
+    schemes: dict[str, list[SchemeEnrollment]] | None = None,
+) -> KeyFile:
     """`reco2 init`, then through the embedded node: a prosumer, the aggregator mrv (its key
-    saved in DIR/keys/), the meters' devices approved, the shipped factor table published."""
+    saved in DIR/keys/), the meters' devices approved (``schemes``: the other schemes a device
+    is enrolled in), the shipped factor table published."""
     authority = init_chain(data_dir)
     aggregator = KeyFile("mrv", seed_of("mrv"))
     aggregator.save(key_path(data_dir, "mrv"))
@@ -115,7 +120,7 @@ def new_chain(data_dir: Path, meters: Sequence[Meter]) -> KeyFile:
         ok(ledger, authority, factors.publish_action())
         owner = KeyFile("maekawa", seed_of("maekawa"))
         for meter in meters:
-            ok(ledger, owner, meter.register_action())
+            ok(ledger, owner, meter.register_action((schemes or {}).get(meter.device_id, [])))
             ok(ledger, authority, tx.ApproveDevice(meter.device_id))
     return authority
 

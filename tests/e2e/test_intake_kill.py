@@ -41,8 +41,8 @@ from tests.services import (  # noqa: F401 (fixtures)
     postgres_url_fixture,
 )
 
-KILLS = 5
-DAYS = 12
+KILLS = 4
+DAYS = 10
 MQTT_METERS = tuple(
     Meter(f"pv-mqtt-{i}", Source.solar, 4_500, "13", "131202", 3574, 13965) for i in range(3)
 )
@@ -151,13 +151,18 @@ def test_intake_sigkilled_under_load_loses_no_acknowledged_reading(
     for thread in senders:
         thread.start()
     kills = 0
+    orphans: set[int] = set()  # worker processes of killed intakes
     try:
         for round_ in range(KILLS):
             time.sleep(rng.uniform(0.2, 1.5))
             if not any(thread.is_alive() for thread in senders):
                 break
+            assert intake.proc is not None
+            helpers = descendants(intake.proc.pid)
+            assert len(helpers) >= workers, f"{where}: the worker processes are not running"
             intake.kill()
             kills += 1
+            orphans.update(helpers)
             if round_ % 2 == 0:
                 # Down long enough for a backlog, then killed again as soon as it is back on
                 # the broker, while the broker delivers what it queued.
@@ -192,8 +197,46 @@ def test_intake_sigkilled_under_load_loses_no_acknowledged_reading(
         assert counts["accepted"] == len(acked), f"{where}: {counts}"
         assert counts["rejected"] == 0 and counts["rejections"] == 0, f"{where}: {counts}"
         assert len({r.reading_id for r in store.readings()}) == len(acked), where
+    # The worker processes of the killed intakes noticed and ended.
+    deadline = time.monotonic() + 30
+    while running(orphans) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(orphans), f"{where}: worker processes outlived their intake"
     print(f"{where}: {kills} kills, {len(acked)} readings, {tally.http_retries} HTTP retries")
     intake.stop()
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes a process started, and theirs (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(b")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != b"Z":
+            alive.add(pid)
+    return alive
 
 
 def kill_on_reconnect(intake: IntakeProcess, delay_s: float) -> None:

@@ -3,11 +3,12 @@
 MQTT
     Topic ``reco2/v1/readings/{device_id}``; payload: the raw ``SignedReading`` bytes of one
     reading (``reco2.mrv.readings.sign_reading``); QoS 1. Nothing is published back: a rejected
-    reading is recorded in the readings store with its reasons. The intake subscribes to
-    ``reco2/v1/readings/+`` with a persistent session (MQTT 5, clean start off, a session that
-    never expires, a fixed client id) and acknowledges each message (PUBACK) only once the
-    reading is durably stored, so a reading the broker accepted survives an intake crash: the
-    broker delivers it again when the intake reconnects.
+    reading is recorded in the readings store with its reasons (a reading published on another
+    device's topic is rejected with ``topic_device_mismatch``, besides any other reason). The
+    intake subscribes to ``reco2/v1/readings/+`` with a persistent session (MQTT 5, clean start
+    off, a session that never expires, a fixed client id) and acknowledges each message (PUBACK)
+    only once the reading is durably stored, so a reading the broker accepted survives an intake
+    crash: the broker delivers it again when the intake reconnects.
 
 HTTP
     ``POST /v1/readings`` with ``content-type: application/msgpack``; body: a MessagePack array
@@ -15,10 +16,11 @@ HTTP
     ``MAX_BATCH_READINGS``. Answers, once every reading of the body is durably stored:
     ``200 {"results": [{"reading_id", "status", "reasons"}, ...]}`` in body order, where status
     is ``accepted``, ``duplicate`` (the same bytes are already stored as accepted) or
-    ``rejected`` (reasons: the names of the failed checks' codes; ``reading_id`` is null when
-    the bytes do not decode); ``413`` when the body is too large; ``400`` when it is not a
-    MessagePack array of byte strings; ``503`` when the store could not be written (nothing of
-    the body was stored; send it again).
+    ``rejected`` (reasons: the failed checks' codes, e.g. ``bad_signature``; ``reading_id`` is
+    null when the bytes do not decode); ``413`` when the body is too large; ``400`` when it is not a
+    MessagePack array of byte strings; ``415`` for a content type other than MessagePack;
+    ``503`` when the store could not be written (nothing of the body was stored; send it
+    again). ``GET /v1/status`` shows what the intake did since it started and its MQTT session.
 
 Broker configuration the MQTT guarantee depends on (Mosquitto's defaults would break it):
 ``max_queued_messages`` must hold every reading that can arrive while the intake is down

@@ -24,12 +24,14 @@ import itertools
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -63,6 +65,9 @@ MAX_BATCH_READINGS: Final = 4_096
 #: Fewest signatures sent to a worker process in one task (smaller ones cost more to ship).
 MIN_VERIFY_CHUNK: Final = 64
 
+#: How often a worker process checks that the intake that started it is still running [s].
+PARENT_CHECK_S: Final = 1.0
+
 #: The check that an MQTT message's topic names the device of the reading it carries.
 TOPIC_CHECK: Final = "topic"
 TOPIC_DEVICE_MISMATCH: Final = "topic_device_mismatch"
@@ -95,6 +100,36 @@ def verify_signatures(items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
         if verify_reading_signature(SignedReading(body, signature), key):
             verdicts[index] = 1
     return bytes(verdicts)
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker once the intake that started it is gone.
+
+    A SIGKILLed intake leaves ``ProcessPoolExecutor`` workers blocked on their call queue for
+    ever (each holds the queue's write end too, so it never sees end of file), and the
+    forkserver waiting for them; a thread in each worker checks on the intake instead.
+    """
+
+    def watch() -> None:
+        while _alive(parent_pid):
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="intake-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a dead process its parent has not reaped yet is a zombie: gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 class PrecomputedSignature:
@@ -211,12 +246,7 @@ class IntakeEngine:
         assert not self._started, "an engine starts once"
         self._started = True
         if self.workers > 0:
-            # forkserver: never fork a process that runs threads (this one will).
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-            # Start the workers now rather than on the first batch.
-            for done in [self._pool.submit(verify_signatures, []) for _ in range(self.workers)]:
-                done.result()
+            self._pool = self._new_pool()
         self._threads = [
             threading.Thread(target=self._validate_loop, name="intake-validator", daemon=True),
             threading.Thread(target=self._write_loop, name="intake-writer", daemon=True),
@@ -224,6 +254,20 @@ class IntakeEngine:
         for thread in self._threads:
             thread.start()
         return self
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: never fork a process that runs threads (this one does).
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+        # Start the workers now rather than on the first batch.
+        for done in [pool.submit(verify_signatures, []) for _ in range(self.workers)]:
+            done.result()
+        return pool
 
     def stop(self) -> None:
         """Finish what was submitted, then stop the threads and the workers."""
@@ -295,14 +339,24 @@ class IntakeEngine:
             while True:
                 jobs = [] if self._stop_seen else self._take(block=not inflight)
                 if jobs:
-                    inflight.append(self._prepare(jobs))
+                    try:
+                        inflight.append(self._prepare(jobs))
+                    except Exception as exc:
+                        self._validation_failed(jobs, exc)
                 if not inflight:
                     if self._stop_seen:
                         break
                     continue
                 # With workers, keep one batch being verified while this one is validated.
                 if self._pool is None or len(inflight) >= 2 or not jobs:
-                    self._finish(inflight.popleft())
+                    prepared = inflight.popleft()
+                    try:
+                        self._finish(prepared)
+                    except Exception as exc:
+                        self._validation_failed(prepared.jobs, exc)
+                        for later in inflight:  # verified by the same broken pool, perhaps
+                            self._validation_failed(later.jobs, exc)
+                        inflight.clear()
         except BaseException as exc:  # a bug: fail what is left rather than hang submitters
             log.exception("intake validator stopped")
             for prepared in inflight:
@@ -310,6 +364,18 @@ class IntakeEngine:
             raise
         finally:
             self._writes.put(None)
+
+    def _validation_failed(self, jobs: list[_Job], error: Exception) -> None:
+        """A batch could not be validated (the store could not be read, a worker process
+        died): its submitters hear of it and may send again; the engine goes on."""
+        log.error("validating a batch failed: %s: %s", type(error).__name__, error)
+        self.history.reset()
+        if isinstance(error, BrokenProcessPool) and self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+        self.stats.failed_batches += 1
+        self.stats.last_error = f"{type(error).__name__}: {error}"
+        _fail(jobs, error)
 
     def _prepare(self, jobs: list[_Job]) -> _Prepared:
         self.devices.refresh()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -40,6 +41,7 @@ SESSION_NEVER_EXPIRES: Final = 0xFFFFFFFF
 RECEIVE_MAXIMUM: Final = 8_192
 KEEPALIVE_S: Final = 30
 RETRY_DELAY_S: Final = 1.0
+RETRY_LOG_S: Final = 10.0
 
 
 class MqttIntake:
@@ -61,6 +63,7 @@ class MqttIntake:
         self.subscribed = False
         self.messages = 0
         self._stopping = threading.Event()
+        self._warned_at = -RETRY_LOG_S
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -102,6 +105,17 @@ class MqttIntake:
             "subscribed": self.subscribed,
             "messages": self.messages,
         }
+
+    def _warn_retry(self, error: BaseException) -> None:
+        """Say that messages wait for the store, at most every ``RETRY_LOG_S``."""
+        now = time.monotonic()
+        if now - self._warned_at >= RETRY_LOG_S:
+            self._warned_at = now
+            log.warning(
+                "messages not stored (%s); kept unacknowledged, retried every %.0f s",
+                error,
+                RETRY_DELAY_S,
+            )
 
     # ---- paho callbacks (on paho's network thread) ------------------------------------
     def _on_connect(
@@ -152,7 +166,7 @@ class MqttIntake:
                 return
             if self._stopping.is_set():
                 return  # unacknowledged: the broker sends it again after the restart
-            log.warning("message %d not stored (%s); retrying in %.0f s", mid, error, RETRY_DELAY_S)
+            self._warn_retry(error)
             timer = threading.Timer(RETRY_DELAY_S, self._submit, (mid, qos, payload, topic))
             timer.daemon = True
             timer.start()

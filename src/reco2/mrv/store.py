@@ -43,7 +43,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from reco2.mrv.readings import (
     DecodedReading,
@@ -77,8 +77,7 @@ class Status(StrEnum):
     rejected = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
+class Recorded(NamedTuple):
     """The answer for one submitted reading (``reading_id`` None when it did not decode)."""
 
     reading_id: str | None
@@ -603,8 +602,10 @@ class CachedHistory:
         self._lock = threading.Lock()
         # device -> its latest accepted reading (committed or pending), None when it has none
         self._latest: dict[str, Reading | None] = {}
-        # device -> interval start -> (reading, batch) accepted but not yet committed
-        self._pending: dict[str, dict[int, tuple[Reading, int]]] = {}
+        # device -> interval start -> reading, accepted but not yet committed
+        self._pending: dict[str, dict[int, Reading]] = {}
+        # batch -> the (device, interval start) it added to _pending
+        self._batches: dict[int, list[tuple[str, int]]] = {}
 
     def _latest_of(self, device_id: str) -> Reading | None:
         latest = self._latest.get(device_id, _UNKNOWN)  # a dict read is atomic: no lock
@@ -625,7 +626,7 @@ class CachedHistory:
 
     def _pending_of(self, device_id: str) -> list[Reading]:
         with self._lock:
-            return [reading for reading, _ in self._pending.get(device_id, {}).values()]
+            return list(self._pending.get(device_id, {}).values())
 
     def previous(self, device_id: str, interval_start_s: int) -> Reading | None:
         latest = self._latest_of(device_id)
@@ -660,29 +661,37 @@ class CachedHistory:
         with self._lock:
             pending = self._pending.get(device_id, {}).get(interval_start_s)
         if pending is not None:
-            return pending[0]
+            return pending
         return self.store.accepted_at(device_id, interval_start_s)
 
     def add(self, reading: Reading, batch: int, generation: int) -> None:
         """A reading validation accepted, to be committed with ``batch``."""
-        latest = self._latest_of(reading.device_id)
+        device_id = reading.device_id
+        start_s = reading.interval_start_s
+        latest = self._latest.get(device_id, _UNKNOWN)
+        if latest is _UNKNOWN:
+            latest = self._latest_of(device_id)
         with self._lock:
             if generation != self.generation:
                 return
-            by_start = self._pending.setdefault(reading.device_id, {})
-            by_start.setdefault(reading.interval_start_s, (reading, batch))
-            if latest is None or reading.interval_start_s > latest.interval_start_s:
-                self._latest[reading.device_id] = reading
+            by_start = self._pending.get(device_id)
+            if by_start is None:
+                by_start = self._pending[device_id] = {}
+            if start_s not in by_start:
+                by_start[start_s] = reading
+                self._batches.setdefault(batch, []).append((device_id, start_s))
+            if latest is None or start_s > latest.interval_start_s:  # type: ignore[attr-defined]
+                self._latest[device_id] = reading
 
     def committed(self, batch: int) -> None:
         """The batch is durable: its readings are in the store now."""
         with self._lock:
-            for device_id in list(self._pending):
-                by_start = self._pending[device_id]
-                for start_s in [s for s, (_, b) in by_start.items() if b == batch]:
-                    del by_start[start_s]
-                if not by_start:
-                    del self._pending[device_id]
+            for device_id, start_s in self._batches.pop(batch, ()):
+                by_start = self._pending.get(device_id)
+                if by_start is not None:
+                    by_start.pop(start_s, None)
+                    if not by_start:
+                        del self._pending[device_id]
 
     def reset(self) -> None:
         """Forget everything (a write failed): the next questions go to the store."""
@@ -690,6 +699,7 @@ class CachedHistory:
             self.generation += 1
             self._latest.clear()
             self._pending.clear()
+            self._batches.clear()
 
 
 def _start(reading: Reading) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from reco2.ledger.market.conditions import accepts_lot, may_trade
+from reco2.ledger.market.conditions import accepts_any_lot, accepts_lot, may_trade
 from reco2.ledger.types import BuyConditions, BuyOrder, Lot, LotDraw, SellOrder, Source
 
 K = TypeVar("K", bound=Hashable)
@@ -78,11 +78,47 @@ class PriceLevels:
     def __len__(self) -> int:
         return sum(len(level) for level in self._levels.values())
 
+    def __bool__(self) -> bool:
+        return bool(self._prices)
+
+    def peek(self) -> tuple[int, int, str] | None:
+        """The first order in priority, without walking."""
+        if not self._prices:
+            return None
+        key = self._prices[0]
+        level = self._levels[key]
+        order_id = next(iter(level))
+        return key, level[order_id], order_id
+
+
+def _best(books: list[PriceLevels]) -> str | None:
+    """The first order in priority across several books."""
+    heads = [head for book in books if (head := book.peek()) is not None]
+    return min(heads)[2] if heads else None
+
 
 def _merged(books: list[PriceLevels]) -> Iterator[tuple[int, int, str]]:
+    """Walk several books as one, in priority order (a k-way merge for small k)."""
+    if not books:
+        return
     if len(books) == 1:
-        return books[0].walk()
-    return heapq.merge(*(b.walk() for b in books))
+        yield from books[0].walk()
+        return
+    heap: list[tuple[tuple[int, int, str], int, Iterator[tuple[int, int, str]]]] = []
+    for i, book in enumerate(books):
+        walk = book.walk()
+        head = next(walk, None)
+        if head is not None:
+            heap.append((head, i, walk))
+    heapq.heapify(heap)
+    while heap:
+        head, i, walk = heap[0]
+        yield head
+        following = next(walk, None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following, i, walk))
 
 
 class Book:
@@ -162,6 +198,11 @@ class Book:
     # ---- candidates -------------------------------------------------------------------
     def sell_candidates(self, conditions: BuyConditions) -> Iterator[SellOrder]:
         """Resting sells that may suit these conditions, in priority order (cheapest first)."""
+        sells = self.sells
+        for _, _, order_id in _merged(self._sell_books_for(conditions)):
+            yield sells[order_id]
+
+    def _sell_books_for(self, conditions: BuyConditions) -> list[PriceLevels]:
         books: list[PriceLevels]
         if conditions.sellers:
             books = [
@@ -191,35 +232,64 @@ class Book:
             ]
         else:
             books = [self._sell_all]
-        sells = self.sells
-        for _, _, order_id in _merged(books) if books else ():
-            yield sells[order_id]
+        return [book for book in books if book]
 
     def buy_candidates(self, sell: SellOrder) -> Iterator[BuyOrder]:
         """Resting buys that may accept this sell order, in priority order (dearest first)."""
-        books = [self._buy_plain]
-        for book in (
-            self._buy_by_seller.get(sell.owner),
-            self._buy_by_pref.get(sell.place[:2]),
-            self._buy_by_source.get(sell.source),
-        ):
-            if book is not None:
-                books.append(book)
         buys = self.buys
-        for _, _, order_id in _merged(books):
+        for _, _, order_id in _merged(self._buy_books_for(sell)):
             yield buys[order_id]
+
+    def _buy_books_for(self, sell: SellOrder) -> list[PriceLevels]:
+        return [
+            book
+            for book in (
+                self._buy_plain,
+                self._buy_by_seller.get(sell.owner),
+                self._buy_by_pref.get(sell.place[:2]),
+                self._buy_by_source.get(sell.source),
+            )
+            if book
+        ]
 
     # ---- matching ---------------------------------------------------------------------
     def match_buy(self, buy: BuyOrder) -> list[Fill]:
-        """Fills for an arriving buy order against resting sells (nothing is changed)."""
+        """Fills for an arriving buy order against resting sells (nothing is changed).
+
+        Fast path: when the first sell in priority alone fills the whole buy, that is the
+        answer the full walk would give, found without walking."""
+        books = self._sell_books_for(buy.conditions)
+        first = _best(books)
+        if first is not None:
+            sell = self.sells[first]
+            if sell.price_sen_per_kg > buy.price_sen_per_kg:
+                return []
+            if (
+                not sell.all_or_none
+                and sell.remaining_g >= buy.remaining_g
+                and accepts_any_lot(buy.conditions)
+                and may_trade(buy, sell)
+            ):
+                lots = _draw(sell.lots, buy.remaining_g)
+                return [Fill(sell.order_id, buy.remaining_g, sell.price_sen_per_kg, lots)]
+        return self._walk_buy(buy, books)
+
+    def _walk_buy(self, buy: BuyOrder, books: list[PriceLevels]) -> list[Fill]:
         remaining = buy.remaining_g
         fills: list[Fill] = []
-        for sell in self.sell_candidates(buy.conditions):
+        any_lot = accepts_any_lot(buy.conditions)
+        sells = self.sells
+        for _, _, order_id in _merged(books):
+            sell = sells[order_id]
             if sell.price_sen_per_kg > buy.price_sen_per_kg:
                 break
             if not may_trade(buy, sell):
                 continue
-            eligible = [lot for lot in sell.lots if accepts_lot(buy.conditions, lot)]
+            eligible = (
+                sell.lots
+                if any_lot
+                else [lot for lot in sell.lots if accepts_lot(buy.conditions, lot)]
+            )
             quantity = min(remaining, sum(lot.quantity_g for lot in eligible))
             if quantity <= 0 or (sell.all_or_none and quantity < sell.remaining_g):
                 continue
@@ -234,18 +304,45 @@ class Book:
         return fills
 
     def match_sell(self, sell: SellOrder) -> list[Fill]:
-        """Fills for an arriving sell order against resting buys (nothing is changed)."""
+        """Fills for an arriving sell order against resting buys (nothing is changed).
+
+        Fast path: when the first buy in priority alone takes the whole sell, that is the
+        answer the full walk would give, found without walking."""
+        books = self._buy_books_for(sell)
+        first = _best(books)
+        if first is not None:
+            buy = self.buys[first]
+            if buy.price_sen_per_kg < sell.price_sen_per_kg:
+                return []
+            if (
+                buy.remaining_g >= sell.remaining_g
+                and not (buy.all_or_none and buy.remaining_g > sell.remaining_g)
+                and accepts_any_lot(buy.conditions)
+                and may_trade(buy, sell)
+            ):
+                lots = tuple(LotDraw(lot.batch_id, lot.quantity_g) for lot in sell.lots)
+                return [Fill(buy.order_id, sell.remaining_g, buy.price_sen_per_kg, lots)]
+        return self._walk_sell(sell, books)
+
+    def _walk_sell(self, sell: SellOrder, books: list[PriceLevels]) -> list[Fill]:
         remaining = sell.remaining_g
         left = [lot.quantity_g for lot in sell.lots]  # what this matching has not drawn yet
         fills: list[Fill] = []
-        for buy in self.buy_candidates(sell):
+        buys = self.buys
+        for _, _, order_id in _merged(books):
+            buy = buys[order_id]
             if buy.price_sen_per_kg < sell.price_sen_per_kg:
                 break
             if not may_trade(buy, sell):
                 continue
-            usable = [
-                i for i, lot in enumerate(sell.lots) if left[i] and accepts_lot(buy.conditions, lot)
-            ]
+            if accepts_any_lot(buy.conditions):
+                usable = [i for i in range(len(left)) if left[i]]
+            else:
+                usable = [
+                    i
+                    for i, lot in enumerate(sell.lots)
+                    if left[i] and accepts_lot(buy.conditions, lot)
+                ]
             quantity = min(remaining, buy.remaining_g, sum(left[i] for i in usable))
             if quantity <= 0 or (buy.all_or_none and quantity < buy.remaining_g):
                 continue

@@ -45,6 +45,17 @@ def accepts_lot(conditions: BuyConditions, lot: Lot) -> bool:
     return not (conditions.exclude_estimated and lot.estimated)
 
 
+def accepts_any_lot(conditions: BuyConditions) -> bool:
+    """True when the buyer sets no condition on the value itself (every lot is accepted)."""
+    return not (
+        conditions.places
+        or conditions.period_from_s
+        or conditions.period_to_s
+        or conditions.commissioned_after
+        or conditions.exclude_estimated
+    )
+
+
 def buyer_allowed(sell: SellOrder, buyer: str) -> bool:
     return not sell.conditions.buyers or buyer in sell.conditions.buyers
 
