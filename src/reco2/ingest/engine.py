@@ -72,6 +72,9 @@ PARENT_CHECK_S: Final = 1.0
 TOPIC_CHECK: Final = "topic"
 TOPIC_DEVICE_MISMATCH: Final = "topic_device_mismatch"
 
+_ACCEPTED: Final = Status.accepted
+_DUPLICATE: Final = Status.duplicate
+
 Done = Callable[[list[Recorded] | None, BaseException | None], None]
 
 
@@ -281,6 +284,13 @@ class IntakeEngine:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the verifying workers (none without workers)."""
+        if self._pool is None:
+            return []
+        pids = (process.pid for process in self._pool._processes.values())
+        return sorted(pid for pid in pids if pid is not None)
+
     def __enter__(self) -> IntakeEngine:
         return self.start()
 
@@ -458,10 +468,11 @@ class IntakeEngine:
         stats = self.stats
         stats.batches += 1
         stats.received += len(answers)
+        accepted, duplicate = _ACCEPTED, _DUPLICATE  # an enum member lookup costs a call
         for answer in answers:
-            if answer.status is Status.accepted:
+            if answer.status is accepted:
                 stats.accepted += 1
-            elif answer.status is Status.duplicate:
+            elif answer.status is duplicate:
                 stats.duplicate += 1
             else:
                 stats.rejected += 1

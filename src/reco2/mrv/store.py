@@ -9,9 +9,9 @@ Tables (the same in both backends):
 
 ``readings``      one row per interval of a device, keyed by the reading id
                   (``readings.reading_id``: ``<device_id>/<start s>``). The key is stored as the
-                  pair (device_id, interval_start_s), the primary key, which orders each device's
-                  rows by time for the history queries with no second index; ``reading_id`` is
-                  kept beside it as text. The row holds the interval's accepted reading, or,
+                  pair (device_id, interval_start_s), unique, whose index orders each device's
+                  rows by time for the history queries; ``reading_id`` is kept beside it as
+                  text. The row holds the interval's accepted reading, or,
                   while none was accepted, the first rejected one.
 ``rejections``    every other rejected submission, once per envelope hash: readings that
                   conflict with the accepted one, other rejected variants of an interval,
@@ -166,6 +166,7 @@ class StoreError(RuntimeError):
 _NO_REASONS: Final = encode_reasons(())
 _ACCEPTED: Final = Status.accepted
 _REJECTED: Final = Status.rejected
+_DUPLICATE: Final = Status.duplicate
 _TEXT: Final = {_ACCEPTED: "accepted", _REJECTED: "rejected"}
 
 #: A ``readings`` row's key: (device_id, interval_start_s), which ``reading_id`` spells.
@@ -219,30 +220,30 @@ def plan_writes(
             plan.rejections.setdefault(
                 hash_, _rejection_row(verdict, None, verdict.reasons, received_at_s)
             )
-            plan.results.append(Recorded(None, hash_, Status.rejected, verdict.reasons))
+            plan.results.append(Recorded(None, hash_, _REJECTED, verdict.reasons))
             continue
         key = (reading.device_id, reading.interval_start_s)
         rid = reading_id(*key)
         current = stored.get(key)
         if current is not None and current[1] is _ACCEPTED:
             if current[0] == hash_:
-                plan.results.append(Recorded(rid, hash_, Status.duplicate, ()))
+                plan.results.append(Recorded(rid, hash_, _DUPLICATE, ()))
                 continue
             reasons = (
                 verdict.reasons if conflict in verdict.reasons else (*verdict.reasons, conflict)
             )
             plan.rejections.setdefault(hash_, _rejection_row(verdict, rid, reasons, received_at_s))
-            plan.results.append(Recorded(rid, hash_, Status.rejected, reasons))
+            plan.results.append(Recorded(rid, hash_, _REJECTED, reasons))
             continue
         if verdict.rejections:
             status, reasons, text = (
-                Status.rejected,
+                _REJECTED,
                 verdict.reasons,
                 encode_reasons(verdict.reasons),
             )
         else:
-            status, reasons, text = Status.accepted, (), _NO_REASONS
-        row = (rid, *key, verdict.raw, hash_, status.value, text, received_at_s)
+            status, reasons, text = _ACCEPTED, (), _NO_REASONS
+        row = (rid, *key, verdict.raw, hash_, _TEXT[status], text, received_at_s)
         if current is None:
             plan.inserts[key] = row
         elif status is _ACCEPTED or current[0] == hash_:
@@ -256,7 +257,7 @@ def plan_writes(
                 plan.replaces[key] = row
         else:  # another rejected variant of an interval with a rejected row
             plan.rejections.setdefault(hash_, _rejection_row(verdict, rid, reasons, received_at_s))
-            plan.results.append(Recorded(rid, hash_, Status.rejected, reasons))
+            plan.results.append(Recorded(rid, hash_, _REJECTED, reasons))
             continue
         stored[key] = (hash_, status)
         plan.results.append(Recorded(rid, hash_, status, reasons))
