@@ -453,6 +453,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.check_totals()
         self.check_orders()
         self.check_trades()
+        self.check_rules()
 
     def teardown(self) -> None:
         if getattr(self, "pending", None):
@@ -640,6 +641,24 @@ class MarketMachine(RuleBasedStateMachine):
             if isinstance(o, BuyOrder) and o.status is OrderStatus.open
         }
         assert open_ids <= set(self.books.orders), "every order came from here or a rule"
+
+    def check_rules(self) -> None:
+        state = self.ledger.app.state
+        for rule_id, r in self.books.rules.items():
+            record = state.sell_rule(rule_id)
+            assert record is not None
+            assert (record.owner, record.device_id, record.active) == (
+                r["owner"],
+                r["device"],
+                r["active"],
+            )
+            assert record.listed_g == self.books.listed_by_rule[rule_id] <= record.cap_g
+        for device in DEVICES:
+            active = [
+                rid for rid, r in self.books.rules.items() if r["active"] and r["device"] == device
+            ]
+            found = state.sell_rule_of_device(device)
+            assert ([found.rule_id] if found else []) == active, device
 
     def check_trades(self) -> None:
         state = self.ledger.app.state

@@ -46,6 +46,7 @@ from tests.support import (
     wh_for_g,
 )
 
+from reco2 import factors
 from reco2.ledger import tx
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.types import BuyConditions, Role, Source
@@ -108,7 +109,7 @@ class ROrder:
     place: str = ""
     name_public: bool = True
     buyers: list[str] = field(default_factory=list)
-    lots: list[list[object]] = field(default_factory=list)  # [batch id, g]
+    lots: dict[str, int] = field(default_factory=dict)  # batch id: g, oldest first
     # buy
     conditions: BuyConditions | None = None
     escrow_sen: int = 0
@@ -191,13 +192,13 @@ class Reference:
         )
         if sum(self.holdings[b, owner][0] for b in fitting) < a.quantity_g:
             return Outcome.insufficient_value
-        lots: list[list[object]] = []
+        lots: dict[str, int] = {}
         need = a.quantity_g
         for b in fitting:
             take = min(need, self.holdings[b, owner][0])
             self.holdings[b, owner][0] -= take
             self.holdings[b, owner][1] += take
-            lots.append([b, take])
+            lots[b] = take
             need -= take
             if need == 0:
                 break
@@ -226,8 +227,8 @@ class Reference:
         return Outcome.ok
 
     def match_sell(self, sell: ROrder) -> list[tuple[ROrder, int, list[tuple[str, int]]]]:
-        left = {str(lot[0]): int(str(lot[1])) for lot in sell.lots}
-        order = [str(lot[0]) for lot in sell.lots]
+        left = dict(sell.lots)
+        order = list(sell.lots)
         remaining = sell.remaining_g
         fills = []
         for buy in self.resting("buy"):
@@ -260,9 +261,7 @@ class Reference:
                 ):
                     continue
                 if all(self.accepts_value(buy.conditions, b) for b in order):
-                    return [
-                        (buy, sell.remaining_g, [(str(x[0]), int(str(x[1]))) for x in sell.lots])
-                    ]
+                    return [(buy, sell.remaining_g, list(sell.lots.items()))]
             return []
         return fills
 
@@ -306,7 +305,7 @@ class Reference:
         for sell in self.resting("sell"):
             if sell.price > buy.price or not self.eligible(buy, sell):
                 continue
-            lots = [(str(b), int(str(g))) for b, g in sell.lots if self.accepts_value(c, str(b))]
+            lots = [(b, g) for b, g in sell.lots.items() if self.accepts_value(c, b)]
             quantity = min(remaining, sum(g for _, g in lots))
             if quantity == 0 or (sell.aon and quantity < sell.remaining_g):
                 continue
@@ -320,9 +319,7 @@ class Reference:
                     continue
                 if sell.aon and sell.remaining_g > buy.remaining_g:
                     continue
-                lots = [
-                    (str(b), int(str(g))) for b, g in sell.lots if self.accepts_value(c, str(b))
-                ]
+                lots = [(b, g) for b, g in sell.lots.items() if self.accepts_value(c, b)]
                 if sum(g for _, g in lots) >= buy.remaining_g:
                     return [(sell, buy.remaining_g, take_oldest(lots, buy.remaining_g))]
             return []
@@ -335,9 +332,8 @@ class Reference:
         for b, g in draws:
             self.holdings[b, sell.owner][1] -= g
             self.holdings.setdefault((b, buy.owner), [0, 0])[0] += g
-            lot = next(x for x in sell.lots if x[0] == b)
-            lot[1] = int(str(lot[1])) - g
-        sell.lots = [x for x in sell.lots if x[1] != 0]
+            sell.lots[b] -= g
+        sell.lots = {b: g for b, g in sell.lots.items() if g}
         self.yen[buy.owner][1] -= value
         buy.escrow_sen -= value
         self.yen.setdefault(sell.owner, [0, 0])[0] += value
@@ -362,10 +358,10 @@ class Reference:
 
     def close(self, order: ROrder, status: str) -> None:
         if order.side == "sell":
-            for b, g in order.lots:
-                self.holdings[str(b), order.owner][1] -= int(str(g))
-                self.holdings[str(b), order.owner][0] += int(str(g))
-            order.lots = []
+            for b, g in order.lots.items():
+                self.holdings[b, order.owner][1] -= g
+                self.holdings[b, order.owner][0] += g
+            order.lots = {}
         else:
             self.yen[order.owner][1] -= order.escrow_sen
             self.yen[order.owner][0] += order.escrow_sen
@@ -443,8 +439,6 @@ def build_world(batches: list[tuple[str, str, int, bool]]) -> tuple[Ledger, Refe
             for d, (owner, source, place, since) in DEVICES.items()
         ],
     )
-    from reco2 import factors
-
     ok_block(
         ledger,
         ("authority", factors.publish_action()),
@@ -513,7 +507,7 @@ def compare(ledger: Ledger, ref: Reference, trades_before: int) -> None:
             o.price,
             o.seq,
             o.aon,
-            [(str(b), int(str(g))) for b, g in o.lots],
+            list(o.lots.items()),
         )
         for o in ref.resting("sell")
     ]
