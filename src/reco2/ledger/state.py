@@ -307,6 +307,22 @@ class State:
     def forget_rule(self, device_id: str) -> None:
         self._rule_of_device.pop(device_id, None)
 
+    def take_order_seq(self) -> int:
+        """The next order's ledger position (time priority), counted once."""
+        counters = self.market_counters()
+        seq = counters.next_order_seq
+        counters.next_order_seq += 1
+        self.touch(MARKET_COUNTERS)
+        return seq
+
+    def take_trade_seq(self) -> int:
+        """The next trade's number, counted once."""
+        counters = self.market_counters()
+        seq = counters.next_trade_seq
+        counters.next_trade_seq += 1
+        self.touch(MARKET_COUNTERS)
+        return seq
+
     def market_counters(self) -> MarketCounters:
         counters = self.get(MARKET_COUNTERS, MarketCounters)
         if counters is None:

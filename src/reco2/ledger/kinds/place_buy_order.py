@@ -42,10 +42,7 @@ def apply(state: State, ctx: Context, action: PlaceBuyOrder) -> tuple[str, ...]:
     owner = ctx.signer.participant_id
     escrow_sen = units.trade_value_sen(action.quantity_g, action.price_sen_per_kg)
     settlement.escrow_yen(state, owner, escrow_sen)
-    counters = state.market_counters()
-    seq = counters.next_order_seq
-    counters.next_order_seq += 1
-    state.touch(b"market/counters")
+    seq = state.take_order_seq()
     c = action.conditions
     order = BuyOrder(
         order_id=action.order_id,

@@ -70,9 +70,6 @@ def apply(state: State, ctx: Context, action: PlaceSellOrder) -> tuple[str, ...]
 
 def list_value(state: State, ctx: Context, order: SellOrder) -> tuple[str, ...]:
     """Give an escrowed sell order its place in the ledger, store it, and let it arrive."""
-    counters = state.market_counters()
-    order.seq = counters.next_order_seq
-    counters.next_order_seq += 1
-    state.touch(b"market/counters")
+    order.seq = state.take_order_seq()
     state.put(sell_order_key(order.order_id), order)
     return settlement.arrive_sell(state, ctx, order)

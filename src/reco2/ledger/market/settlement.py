@@ -169,10 +169,7 @@ def settle(state: State, ctx: Context, buy: BuyOrder, sell: SellOrder, fill: Fil
         state.touch(yen_key(sell.owner))
     buy.remaining_g -= fill.quantity_g
     # the record
-    counters = state.market_counters()
-    trade_seq = counters.next_trade_seq
-    counters.next_trade_seq += 1
-    state.touch(b"market/counters")
+    trade_seq = state.take_trade_seq()
     state.put(
         trade_key(trade_seq),
         Trade(
