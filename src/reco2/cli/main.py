@@ -18,6 +18,7 @@ from reco2.cli import market as market_cli
 from reco2.cli import meter, tx_commands
 from reco2.cli import simulate as simulate_cli
 from reco2.cli.common import DataDir, console, err_console, fail
+from reco2.echonet import command as echonet_command
 from reco2.ledger import history as ledger_history
 from reco2.ledger.genesis import Genesis, GenesisParticipant
 from reco2.ledger.state import decode_value
@@ -43,6 +44,7 @@ app.command("trades")(market_cli.trades)
 app.command("simulate")(simulate_cli.simulate)
 app.command("intake")(meter.intake)
 app.command("issue-days")(meter.issue_days)
+app.command("agent")(echonet_command.agent)
 
 
 @app.command()

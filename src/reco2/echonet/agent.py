@@ -94,12 +94,12 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class _Failure:
+class Failure:
     reason: str
     detail: str
 
 
-class _NotYet(Exception):
+class FixedTimeNotYet(Exception):
     """The meter has not yet recorded the boundary's fixed-time data: try again later."""
 
 
@@ -175,9 +175,9 @@ class Agent:
                 self.done_boundary_s = boundary
                 if self.started:
                     failure = (
-                        _Failure(RejectReason.fixed_time_mismatch, self._waiting)
+                        Failure(RejectReason.fixed_time_mismatch, self._waiting)
                         if self._waiting
-                        else _Failure(
+                        else Failure(
                             RejectReason.polled_too_late,
                             f"first poll {late_s} s after the boundary (at most "
                             f"{self.max_lag_s} s)",
@@ -189,7 +189,7 @@ class Agent:
             else:
                 try:
                     taken = self.snapshot(boundary)
-                except _NotYet as waiting:
+                except FixedTimeNotYet as waiting:
                     self._waiting = str(waiting)
                     result.retry_later = True
                 else:
@@ -201,11 +201,11 @@ class Agent:
             result.sent = self.flush()
         return result
 
-    def _advance(self, boundary: int, taken: Snapshot | _Failure, result: TickResult) -> None:
+    def _advance(self, boundary: int, taken: Snapshot | Failure, result: TickResult) -> None:
         previous, started = self.last, self.started
         self.started = True
         start = boundary - INTERVAL_S
-        if isinstance(taken, _Failure):
+        if isinstance(taken, Failure):
             self.last = None
             if started:
                 self._reject(result, start, boundary, taken.reason, taken.detail)
@@ -225,7 +225,7 @@ class Agent:
             )
             return
         reading = make_reading(self.config.device_id, previous, taken)
-        if isinstance(reading, _Failure):
+        if isinstance(reading, Failure):
             self._reject(result, start, boundary, reading.reason, reading.detail)
             return
         self.readings.append(reading)
@@ -264,17 +264,17 @@ class Agent:
 
     # ---- reading the devices ----------------------------------------------------------------
 
-    def snapshot(self, boundary_s: int) -> Snapshot | _Failure:
-        """The registers at ``boundary_s``, or why they cannot be had (raises ``_NotYet`` while
-        the meter's fixed-time data still shows an earlier boundary)."""
+    def snapshot(self, boundary_s: int) -> Snapshot | Failure:
+        """The registers at ``boundary_s``, or why they cannot be had; raises ``FixedTimeNotYet``
+        while the meter's fixed-time data still shows an earlier boundary."""
         cfg = self.config
         solar = self._get(cfg.solar_address, cfg.solar, (objects.SOLAR_CUMULATIVE_GENERATED,))
-        if isinstance(solar, _Failure):
+        if isinstance(solar, Failure):
             return solar
         generated = _register(
             solar, objects.SOLAR_CUMULATIVE_GENERATED, objects.SOLAR_REGISTER_MAX, cfg.solar
         )
-        if isinstance(generated, _Failure):
+        if isinstance(generated, Failure):
             return generated
         wanted = (
             objects.METER_UNIT,
@@ -283,10 +283,10 @@ class Agent:
             objects.METER_FIXED_TIME_REVERSE,
         )
         meter = self._get(cfg.meter_address, cfg.meter, wanted)
-        if isinstance(meter, _Failure):
+        if isinstance(meter, Failure):
             return meter
         step_mwh = _meter_step_mwh(meter, cfg.meter)
-        if isinstance(step_mwh, _Failure):
+        if isinstance(step_mwh, Failure):
             return step_mwh
         fixed = _fixed_time(meter, boundary_s, cfg.meter)
         if fixed is None:  # no fixed-time data: the registers as they are now
@@ -295,7 +295,7 @@ class Agent:
                 cfg.meter,
                 (objects.METER_CUMULATIVE_NORMAL, objects.METER_CUMULATIVE_REVERSE),
             )
-            if isinstance(instant, _Failure):
+            if isinstance(instant, Failure):
                 return instant
             normal = _register(
                 instant, objects.METER_CUMULATIVE_NORMAL, objects.METER_REGISTER_MAX, cfg.meter
@@ -304,14 +304,14 @@ class Agent:
                 instant, objects.METER_CUMULATIVE_REVERSE, objects.METER_REGISTER_MAX, cfg.meter
             )
             source = "instant"
-        elif isinstance(fixed, _Failure):
+        elif isinstance(fixed, Failure):
             return fixed
         else:
             normal, reverse = fixed
             source = "fixed_time"
-        if isinstance(normal, _Failure):
+        if isinstance(normal, Failure):
             return normal
-        if isinstance(reverse, _Failure):
+        if isinstance(reverse, Failure):
             return reverse
         return Snapshot(
             boundary_s,
@@ -323,10 +323,10 @@ class Agent:
 
     def _get(
         self, address: tuple[str, int], eoj: EOJ, epcs: tuple[int, ...]
-    ) -> GetAnswer | _Failure:
+    ) -> GetAnswer | Failure:
         answer = self.client.get(address, eoj, epcs)
         if isinstance(answer, ClientFault):
-            return _Failure(
+            return Failure(
                 RejectReason.device_unreachable,
                 f"{eoj} at {address[0]}:{address[1]}: {answer.value} after "
                 f"{self.client.retries + 1} attempts",
@@ -348,7 +348,7 @@ class Agent:
 # ---- pure helpers -----------------------------------------------------------------------------
 
 
-def make_reading(device_id: str, start: Snapshot, end: Snapshot) -> Reading | _Failure:
+def make_reading(device_id: str, start: Snapshot, end: Snapshot) -> Reading | Failure:
     """The reading of [start, end): register differences floored to Wh, end registers as
     counters; ``counter_ran_backwards`` when a register went down."""
     assert end.boundary_s == start.boundary_s + INTERVAL_S, "a reading spans one interval"
@@ -357,7 +357,7 @@ def make_reading(device_id: str, start: Snapshot, end: Snapshot) -> Reading | _F
     after = (end.generated_mwh, end.imported_mwh, end.exported_mwh)
     for name, low, high in zip(names, before, after, strict=True):
         if high < low:
-            return _Failure(
+            return Failure(
                 RejectReason.counter_ran_backwards,
                 f"{name} register went from {low} to {high} mWh",
             )
@@ -375,44 +375,44 @@ def make_reading(device_id: str, start: Snapshot, end: Snapshot) -> Reading | _F
     )
 
 
-def _value(answer: GetAnswer, epc: int, eoj: EOJ) -> bytes | _Failure:
+def _value(answer: GetAnswer, epc: int, eoj: EOJ) -> bytes | Failure:
     edt = answer.values.get(epc)
     if edt is None:
-        return _Failure(
+        return Failure(
             RejectReason.property_unavailable, f"{eoj} gave no EPC {epc:#04x} ({answer.esv.name})"
         )
     return edt
 
 
-def _register(answer: GetAnswer, epc: int, maximum: int, eoj: EOJ) -> int | _Failure:
+def _register(answer: GetAnswer, epc: int, maximum: int, eoj: EOJ) -> int | Failure:
     edt = _value(answer, epc, eoj)
-    if isinstance(edt, _Failure):
+    if isinstance(edt, Failure):
         return edt
     value = objects.decode_uint32_register(edt, maximum)
     if isinstance(value, PropertyFault):
-        return _Failure(value, f"{eoj} EPC {epc:#04x} = {edt.hex()}")
+        return Failure(value, f"{eoj} EPC {epc:#04x} = {edt.hex()}")
     return value
 
 
-def _meter_step_mwh(answer: GetAnswer, eoj: EOJ) -> int | _Failure:
+def _meter_step_mwh(answer: GetAnswer, eoj: EOJ) -> int | Failure:
     """One register step [mWh] = unit (0xE1) x coefficient (0xD3, 1 when absent)."""
     edt = _value(answer, objects.METER_UNIT, eoj)
-    if isinstance(edt, _Failure):
+    if isinstance(edt, Failure):
         return edt
     unit = objects.decode_unit_mwh(edt)
     if isinstance(unit, PropertyFault):
-        return _Failure(unit, f"{eoj} EPC 0xe1 = {edt.hex()}")
+        return Failure(unit, f"{eoj} EPC 0xe1 = {edt.hex()}")
     coefficient = 1
     raw = answer.values.get(objects.METER_COEFFICIENT)
     if raw is not None:
         decoded = objects.decode_coefficient(raw)
         if isinstance(decoded, PropertyFault):
-            return _Failure(decoded, f"{eoj} EPC 0xd3 = {raw.hex()}")
+            return Failure(decoded, f"{eoj} EPC 0xd3 = {raw.hex()}")
         coefficient = decoded
     return unit * coefficient
 
 
-def _fixed_time(answer: GetAnswer, boundary_s: int, eoj: EOJ) -> tuple[int, int] | _Failure | None:
+def _fixed_time(answer: GetAnswer, boundary_s: int, eoj: EOJ) -> tuple[int, int] | Failure | None:
     """(normal, reverse) register steps the meter recorded at ``boundary_s``; None when it
     keeps no fixed-time data."""
     normal_edt = answer.values.get(objects.METER_FIXED_TIME_NORMAL)
@@ -427,12 +427,14 @@ def _fixed_time(answer: GetAnswer, boundary_s: int, eoj: EOJ) -> tuple[int, int]
         # The stamp first: a register not yet updated is not "no data" but "not yet".
         at_s = objects.decode_date_time(edt[:7]) if len(edt) == 11 else None
         if isinstance(at_s, int) and at_s < boundary_s:
-            raise _NotYet(f"{eoj} EPC {epc:#04x} still stamped {at_s}, waiting for {boundary_s}")
+            raise FixedTimeNotYet(
+                f"{eoj} EPC {epc:#04x} still stamped {at_s}, waiting for {boundary_s}"
+            )
         decoded = objects.decode_fixed_time(edt)
         if isinstance(decoded, PropertyFault):
-            return _Failure(decoded, f"{eoj} EPC {epc:#04x} = {edt.hex()}")
+            return Failure(decoded, f"{eoj} EPC {epc:#04x} = {edt.hex()}")
         if decoded.at_s != boundary_s:
-            return _Failure(
+            return Failure(
                 RejectReason.fixed_time_mismatch,
                 f"{eoj} EPC {epc:#04x} is stamped {decoded.at_s}, the boundary is {boundary_s}",
             )
