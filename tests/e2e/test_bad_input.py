@@ -251,7 +251,7 @@ def test_bad_input_embedded(tmp_path: Path) -> None:
         committed = ledger.sign("buyer", retire("r-1"))
         assert ledger.send(committed).ok
         before = snapshot(tmp_path)
-        root, height = node.app.state_root(), node.height
+        (height, root) = node.state_root()
 
         cases = door_cases(ledger.chain_id, ledger.nonce("buyer"), committed)
         cases.append(
@@ -272,7 +272,7 @@ def test_bad_input_embedded(tmp_path: Path) -> None:
             ]
             assert not wrong, "\n".join(wrong)
         assert all(c.code in ENVELOPE_OUTCOMES or c.code.name.endswith("positive") for c in cases)
-        assert (node.app.state_root(), node.height) == (root, height)
+        assert node.state_root() == (height, root)
         assert snapshot(tmp_path) == before
 
         for signer, action in WRONG_ROLE:

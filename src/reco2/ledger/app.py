@@ -128,23 +128,39 @@ class Application:
     """Deterministic ledger application: the same blocks give the same results and roots."""
 
     def __init__(
-        self, genesis: Genesis, stored: Sequence[tuple[bytes, bytes]] | None = None, height: int = 0
+        self,
+        genesis: Genesis,
+        stored: Sequence[tuple[bytes, bytes]] | None = None,
+        height: int = 0,
+        *,
+        with_commitment: bool = True,
     ) -> None:
+        """``with_commitment=False``: the state root is kept elsewhere (the embedded node's
+        writer process seals blocks); only :meth:`deliver_block` may then be used, and the
+        caller feeds each block's changes to a commitment of its own."""
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.max_tx_bytes = genesis.max_tx_bytes
-        self.commitment = merkle.BucketedCommitment()
+        self._commitment = merkle.BucketedCommitment() if with_commitment else None
         if stored is None:
             self.state = genesis_state(genesis)
             # The commitment starts empty, so applying the genesis records gives bulk_load's
             # root at the cost of the records alone, not a rebuild of every bucket.
-            self.commitment.apply(self.state.take_changes())
+            changes = self.state.take_changes()
+            if self._commitment is not None:
+                self._commitment.apply(changes)
         else:
             self.state = State()
             self.state.load(stored)
-            self.commitment.bulk_load(stored)
+            if self._commitment is not None:
+                self._commitment.bulk_load(stored)
         self.height = height
         self.finalized_height = height
+
+    @property
+    def commitment(self) -> merkle.BucketedCommitment:
+        assert self._commitment is not None, "this application keeps no state commitment"
+        return self._commitment
 
     # ---- the door ---------------------------------------------------------------------
     def check_tx(self, raw: bytes, verify: bool = True) -> CheckTxResult:
@@ -191,15 +207,28 @@ class Application:
         """Apply a block's transactions in order. ``checked`` maps the raw bytes of
         transactions this process already decoded and whose signatures it verified (check_tx
         or a parallel verifier) to their decoding; the others are decoded and verified here."""
+        results, changes = self.deliver_block(txs, height, time_ns, checked)
+        app_hash = self.commitment.apply(changes)
+        return FinalizeBlockResult(results, app_hash, changes)
+
+    def deliver_block(
+        self,
+        txs: Sequence[bytes],
+        height: int,
+        time_ns: int,
+        checked: Mapping[bytes, tx.DecodedTx] | None = None,
+    ) -> tuple[list[TxResult], dict[bytes, bytes | None]]:
+        """finalize_block without the state root: the results and the encoded changes, which
+        the caller commits to (the embedded node does it on its writer process); then
+        :meth:`commit_delivered` makes it the committed block."""
         assert height == self.height + 1, f"block {height} after {self.height}"
         # Orders whose time has come expire before the block's transactions see the book.
         settlement.expire(self.state, time_ns)
         known = checked if checked is not None else {}
         results = [self._deliver(raw, height, time_ns, known) for raw in txs]
         changes = self.state.take_changes()
-        app_hash = self.commitment.apply(changes)
         self.finalized_height = height
-        return FinalizeBlockResult(results, app_hash, changes)
+        return results, changes
 
     def _deliver(
         self, raw: bytes, height: int, time_ns: int, checked: Mapping[bytes, tx.DecodedTx]
@@ -235,10 +264,14 @@ class Application:
             return TxResult(outcome.value, [])
         return TxResult(Outcome.ok.value, list(kind.apply(self.state, ctx, body.action)))
 
-    def commit(self) -> bytes:
-        """Make the finalized block the committed one; returns the committed state root."""
+    def commit_delivered(self) -> None:
+        """Make the delivered block the committed one (its root is kept by the caller)."""
         assert self.finalized_height == self.height + 1, "commit follows finalize_block"
         self.height = self.finalized_height
+
+    def commit(self) -> bytes:
+        """Make the finalized block the committed one; returns the committed state root."""
+        self.commit_delivered()
         return self.commitment.root()
 
     # ---- reads ------------------------------------------------------------------------

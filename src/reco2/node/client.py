@@ -41,7 +41,9 @@ class EmbeddedSubmitter:
     """Starts an embedded node on a data directory for the duration of the calls."""
 
     def __init__(self, data_dir: Path, block_interval_ms: int = 1) -> None:
-        self.node = Node(data_dir, block_interval_ms=block_interval_ms, verify_workers=0).start()
+        self.node = Node(
+            data_dir, block_interval_ms=block_interval_ms, verify_workers=0, writer_process=False
+        ).start()
         self.chain_id = self.node.app.chain_id
 
     def next_nonce(self, participant_id: str) -> int:
