@@ -126,6 +126,25 @@ def test_the_same_reading_twice_in_one_batch_is_stored_once(
     assert len(store.readings()) == 1
 
 
+def test_a_second_writer_on_the_same_tables_is_seen(
+    ledger: Ledger, store: ReadingsStore, store_url: str
+) -> None:
+    """The store skips lookups for intervals after a device's latest row as it knows it; rows
+    another store object (another process) wrote since are still found, nothing is lost."""
+    earlier, later = signed(reading()), signed(reading(start_s=NOON_S + INTERVAL_S))
+    assert put(ledger, store, earlier) == [ACCEPTED]  # this store now knows pv-1 up to noon
+    other = open_store(store_url)
+    try:
+        assert put(ledger, other, later) == [ACCEPTED]
+    finally:
+        other.close()
+    assert put(ledger, store, later) == [DUPLICATE]
+    conflicting = signed(reading(start_s=NOON_S + INTERVAL_S, generation_wh=900))
+    assert put(ledger, store, conflicting)[0][0] is Status.rejected
+    assert [r.interval_start_s for r in store.readings()] == [NOON_S, NOON_S + INTERVAL_S]
+    assert [r.raw for r in store.readings()] == [earlier, later]
+
+
 def test_other_bytes_for_an_accepted_interval_are_a_conflict_kept_with_their_bytes(
     ledger: Ledger, store: ReadingsStore
 ) -> None:

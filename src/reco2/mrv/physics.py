@@ -337,7 +337,19 @@ def wind_generation_wh_max(capacity_w: int, interval_s: int = INTERVAL_S) -> int
     return capacity_w * interval_s // S_PER_H
 
 
+@lru_cache(maxsize=65_536)
+def day_bounds_wh(
+    latitude_e2: int, longitude_e2: int, capacity_w: int, day_start_s: int
+) -> tuple[int, ...]:
+    """:func:`clear_sky_day_generation_wh_max` for a device's place in 0.01 degrees, cached per
+    place, capacity and day: validation looks one bound up per reading."""
+    return clear_sky_day_generation_wh_max(
+        latitude_e2 / 100.0, longitude_e2 / 100.0, capacity_w, day_start_s
+    )
+
+
 def cache_clear() -> None:
     """Empty the sun and place caches (for benchmarks that measure a cold start)."""
     _sun_for_day.cache_clear()
     _day_irradiation.cache_clear()
+    day_bounds_wh.cache_clear()

@@ -287,6 +287,12 @@ REJECTIONS_COLUMNS: Final = (
 ISSUED_COLUMNS: Final = "device_id, day, day_start_s, batch_id, outcome, tx_hash, recorded_at_s"
 
 
+#: Devices whose latest stored interval ``ReadingsStore`` keeps (about 100 bytes each).
+MAX_MARKED_DEVICES: Final = 1_000_000
+#: Devices per latest-interval lookup.
+LATEST_CHUNK: Final = 500
+
+
 class ReadingsStore(ABC):
     """Both backends: the same tables, the same rules (``plan_writes``), plain SQL.
 
@@ -302,6 +308,9 @@ class ReadingsStore(ABC):
         self.url = url
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        # device -> the latest interval start of any of its ``readings`` rows (-1: none), as
+        # committed by this store object (see ``record``)
+        self._high_s: dict[str, int] = {}
 
     # ---- what a backend provides ------------------------------------------------------
     @abstractmethod
@@ -337,34 +346,79 @@ class ReadingsStore(ABC):
         keys = list(
             {(v.reading.device_id, v.reading.interval_start_s) for v in verdicts if v.reading}
         )
-        with self._write_lock, self._transaction() as cursor:
-            plan = plan_writes(verdicts, self._stored_rows(cursor, keys), received_at_s)
-            if plan.moves:
-                cursor.executemany(
-                    f"INSERT INTO rejections ({REJECTIONS_COLUMNS}) "
-                    "SELECT hash, reading_id, device_id, interval_start_s, raw, "
-                    "LENGTH(raw), reasons, received_at_s FROM readings "
-                    "WHERE device_id = ? AND interval_start_s = ? ON CONFLICT DO NOTHING",
-                    plan.moves,
-                )
-            if plan.replaces:
-                cursor.executemany(
-                    "UPDATE readings SET raw = ?, hash = ?, status = ?, reasons = ?, "
-                    "received_at_s = ? WHERE device_id = ? AND interval_start_s = ?",
-                    [(*row[3:], row[1], row[2]) for row in plan.replaces.values()],
-                )
-            if plan.inserts:
-                cursor.executemany(
-                    f"INSERT INTO readings ({READINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    list(plan.inserts.values()),
-                )
-            if plan.rejections:
-                cursor.executemany(
-                    f"INSERT INTO rejections ({REJECTIONS_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    list(plan.rejections.values()),
-                )
+        with self._write_lock:
+            try:
+                with self._transaction() as cursor:
+                    plan = plan_writes(verdicts, self._rows_of(cursor, keys), received_at_s)
+                    self._write_plan(cursor, plan)
+            except Exception:
+                # Perhaps another writer stored rows above the marks: once more, asking the
+                # tables about every key (an error now is the batch's own).
+                self._high_s.clear()
+                with self._transaction() as cursor:
+                    plan = plan_writes(verdicts, self._stored_rows(cursor, keys), received_at_s)
+                    self._write_plan(cursor, plan)
+            high_s = self._high_s
+            for device_id, start_s in keys:
+                if start_s > high_s.get(device_id, start_s):
+                    high_s[device_id] = start_s
         return plan.results
+
+    def _rows_of(self, cursor: Any, keys: list[Key]) -> dict[Key, tuple[bytes, Status]]:
+        """``_stored_rows`` of the keys that may have a row.
+
+        Meters report in time order, so nearly every reading is for an interval after the
+        device's latest row: such keys cannot have one and need no lookup (it was a third of
+        the cost of storing a reading). The latest start per device is asked once per device
+        and then kept up to date by ``record``. Should another process write the same tables,
+        a key it stored above the mark fails this batch's insert on the unique key: nothing is
+        stored, the marks are dropped and ``record`` writes the batch again asking the tables
+        about every key."""
+        high_s = self._high_s
+        if len(high_s) > MAX_MARKED_DEVICES:
+            high_s.clear()
+        unknown = sorted({device_id for device_id, _ in keys if device_id not in high_s})
+        for chunk in chunks(unknown, LATEST_CHUNK):
+            marks = ", ".join(["?"] * len(chunk))
+            found = {
+                str(device_id): int(start_s)
+                for device_id, start_s in cursor.execute(
+                    "SELECT device_id, MAX(interval_start_s) FROM readings "
+                    f"WHERE device_id IN ({marks}) GROUP BY device_id",
+                    list(chunk),
+                ).fetchall()
+            }
+            for device_id in chunk:
+                high_s[device_id] = found.get(device_id, -1)
+        maybe = [key for key in keys if key[1] <= high_s[key[0]]]
+        return self._stored_rows(cursor, maybe) if maybe else {}
+
+    def _write_plan(self, cursor: Any, plan: _Plan) -> None:
+        if plan.moves:
+            cursor.executemany(
+                f"INSERT INTO rejections ({REJECTIONS_COLUMNS}) "
+                "SELECT hash, reading_id, device_id, interval_start_s, raw, "
+                "LENGTH(raw), reasons, received_at_s FROM readings "
+                "WHERE device_id = ? AND interval_start_s = ? ON CONFLICT DO NOTHING",
+                plan.moves,
+            )
+        if plan.replaces:
+            cursor.executemany(
+                "UPDATE readings SET raw = ?, hash = ?, status = ?, reasons = ?, "
+                "received_at_s = ? WHERE device_id = ? AND interval_start_s = ?",
+                [(*row[3:], row[1], row[2]) for row in plan.replaces.values()],
+            )
+        if plan.inserts:
+            cursor.executemany(
+                f"INSERT INTO readings ({READINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                list(plan.inserts.values()),
+            )
+        if plan.rejections:
+            cursor.executemany(
+                f"INSERT INTO rejections ({REJECTIONS_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                list(plan.rejections.values()),
+            )
 
     def record_issued(self, day: IssuedDay) -> None:
         """Record (or overwrite) the outcome of one device-day's issuance."""

@@ -22,9 +22,16 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final, Protocol
 
-from reco2.ledger.calendar import INTERVAL_S, jst_midnight_s, on_grid, parse_iso_date
+from reco2.ledger.calendar import (
+    INTERVAL_S,
+    JST_OFFSET_S,
+    jst_midnight_s,
+    on_grid,
+    parse_iso_date,
+)
 from reco2.ledger.types import Device, DeviceStatus, Source
 from reco2.mrv import physics
 from reco2.mrv.readings import (
@@ -140,10 +147,7 @@ class Candidate:
 
     decoded: DecodedReading
     device: Device | None
-
-    @property
-    def reading(self) -> Reading:
-        return self.decoded.reading
+    reading: Reading  # decoded.reading, kept at hand: every rule reads it
 
 
 class Check(Protocol):
@@ -202,23 +206,30 @@ def _not_in_future(candidate: Candidate, context: ValidationContext) -> str | No
 def _commissioned(candidate: Candidate, context: ValidationContext) -> str | None:
     """No reading before the JST day the device was commissioned (the ledger's issuance rule)."""
     assert candidate.device is not None
-    commissioned = parse_iso_date(candidate.device.commissioned_on)
-    assert commissioned is not None, "the ledger checks dates at registration"
-    if candidate.reading.interval_start_s < jst_midnight_s(commissioned):
+    if candidate.reading.interval_start_s < _commissioned_from_s(candidate.device.commissioned_on):
         return Reason.interval_before_commissioning
     return None
 
 
+@lru_cache(maxsize=4_096)
+def _commissioned_from_s(commissioned_on: str) -> int:
+    """Start of the commissioning day [UTC s] (cached: a fleet has few distinct dates, and
+    parsing one per reading cost more than the rest of the check)."""
+    commissioned = parse_iso_date(commissioned_on)
+    assert commissioned is not None, "the ledger checks dates at registration"
+    return jst_midnight_s(commissioned)
+
+
 def _energy_not_negative(candidate: Candidate, context: ValidationContext) -> str | None:
     reading = candidate.reading
-    values = (
-        reading.generation_wh,
-        reading.export_wh,
-        reading.import_wh,
-        reading.generation_counter_wh,
-        reading.export_counter_wh,
-    )
-    if any(value is not None and value < 0 for value in values):
+    # Written out rather than any() over a tuple: this runs for every reading.
+    if (
+        reading.generation_wh < 0
+        or reading.export_wh < 0
+        or (reading.import_wh is not None and reading.import_wh < 0)
+        or (reading.generation_counter_wh is not None and reading.generation_counter_wh < 0)
+        or (reading.export_counter_wh is not None and reading.export_counter_wh < 0)
+    ):
         return Reason.energy_must_not_be_negative
     return None
 
@@ -273,12 +284,17 @@ def _within_clear_sky(candidate: Candidate, context: ValidationContext) -> str |
         return None
     if not 0 <= reading.interval_start_s <= LAST_INTERVAL_START_S:
         return None  # no sun to compute: the grid or future check has rejected it already
-    bound_wh = physics.clear_sky_generation_wh_max(
-        device.latitude_e2 / 100.0,
-        device.longitude_e2 / 100.0,
-        device.capacity_w,
-        reading.interval_start_s,
-    )
+    start_s = reading.interval_start_s
+    if on_grid(start_s):
+        day_start_s = start_s - (start_s + JST_OFFSET_S) % physics.DAY_S
+        bounds = physics.day_bounds_wh(
+            device.latitude_e2, device.longitude_e2, device.capacity_w, day_start_s
+        )
+        bound_wh = bounds[(start_s - day_start_s) // INTERVAL_S]
+    else:
+        bound_wh = physics.clear_sky_generation_wh_max(
+            device.latitude_e2 / 100.0, device.longitude_e2 / 100.0, device.capacity_w, start_s
+        )
     return Reason.generation_exceeds_clear_sky_bound if reading.generation_wh > bound_wh else None
 
 
@@ -334,6 +350,19 @@ class Pipeline:
 
     gates: tuple[Check, ...]
     steps: tuple[Check, ...] = field(default=())
+    # (name, rule) of each step, the rule called directly for a RuleCheck (name None: call the
+    # check itself). Per reading this saves two Python calls per step; measured on the ingest
+    # benchmark, the pipeline went from about 10 to 5 us a reading.
+    _plan: tuple[tuple[str | None, Callable[[Candidate, ValidationContext], object]], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        plan = tuple(
+            (check.name, check.rule) if isinstance(check, RuleCheck) else (None, check)
+            for check in self.steps
+        )
+        object.__setattr__(self, "_plan", plan)
 
     def with_step(self, check: Check) -> Pipeline:
         """A new pipeline with ``check`` appended to the steps (this one is unchanged)."""
@@ -344,17 +373,23 @@ class Pipeline:
         return tuple(check.name for check in (*self.gates, *self.steps))
 
     def run(self, decoded: DecodedReading, context: ValidationContext) -> Validated:
-        candidate = Candidate(decoded, context.device_of(decoded.reading.device_id))
+        reading = decoded.reading
+        candidate = Candidate(decoded, context.device_of(reading.device_id), reading)
         for gate in self.gates:
             rejection = gate(candidate, context)
             if rejection is not None:
-                return Validated(decoded.raw, decoded.hash, decoded.reading, (rejection,))
-        rejections = tuple(
-            rejection
-            for rejection in (step(candidate, context) for step in self.steps)
-            if rejection is not None
-        )
-        return Validated(decoded.raw, decoded.hash, decoded.reading, rejections)
+                return Validated(decoded.raw, decoded.hash, reading, (rejection,))
+        rejections: list[Rejection] = []
+        for name, rule in self._plan:
+            outcome = rule(candidate, context)
+            if outcome is not None:
+                if name is None:
+                    assert isinstance(outcome, Rejection)
+                    rejections.append(outcome)
+                else:
+                    assert isinstance(outcome, str)
+                    rejections.append(Rejection(name, outcome))
+        return Validated(decoded.raw, decoded.hash, reading, tuple(rejections))
 
 
 DEFAULT_PIPELINE: Final = Pipeline(
