@@ -35,14 +35,18 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+import nacl.bindings
+import nacl.exceptions
+
 from reco2.ledger.types import Device
 from reco2.mrv.readings import (
     DecodedReading,
     DecodeFailure,
-    SignedReading,
     decode_reading,
     reading_hash,
+    signed_message,
     verify_reading_signature,
+    well_formed_key,
 )
 from reco2.mrv.store import CachedHistory, ReadingsStore, Recorded, Status
 from reco2.mrv.validation import (
@@ -93,15 +97,23 @@ class StaleBatch(RuntimeError):
 # ---- signatures -----------------------------------------------------------------------------
 
 
-def verify_signatures(items: Sequence[tuple[bytes, bytes, bytes]]) -> bytes:
-    """Check (signature, body, meter key) triples; one byte per triple, 1 when valid.
+def verify_signatures(signed: Sequence[bytes], keys: Sequence[bytes]) -> bytes:
+    """Check signed messages (signature + ``READING_DOMAIN`` + body, as ``signed_message``
+    makes them) against meter keys; one byte per message, 1 when valid.
 
-    Runs on the worker processes (a module-level function, so it pickles by name).
+    Runs on the worker processes (a module-level function, so it pickles by name). Two flat
+    lists of bytes cost less to ship than a tuple per reading, and the loop calls libsodium
+    directly: per reading this is the bare verification and little else.
     """
-    verdicts = bytearray(len(items))
-    for index, (signature, body, key) in enumerate(items):
-        if verify_reading_signature(SignedReading(body, signature), key):
-            verdicts[index] = 1
+    verdicts = bytearray(len(signed))
+    open_ = nacl.bindings.crypto_sign_open
+    refused = (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError)
+    for index, (message, key) in enumerate(zip(signed, keys, strict=True)):
+        try:
+            open_(message, key)
+        except refused:
+            continue
+        verdicts[index] = 1
     return bytes(verdicts)
 
 
@@ -268,7 +280,7 @@ class IntakeEngine:
             initargs=(os.getpid(),),
         )
         # Start the workers now rather than on the first batch.
-        for done in [pool.submit(verify_signatures, []) for _ in range(self.workers)]:
+        for done in [pool.submit(verify_signatures, [], []) for _ in range(self.workers)]:
             done.result()
         return pool
 
@@ -398,19 +410,23 @@ class IntakeEngine:
         verified: list[tuple[list[bytes], Future[bytes]]] = []
         if self._pool is not None:
             hashes: list[bytes] = []
-            items: list[tuple[bytes, bytes, bytes]] = []
+            signed: list[bytes] = []
+            keys: list[bytes] = []
+            device_of = self.devices.device_of
             for item in decoded:
                 if isinstance(item, DecodeFailure):
                     continue
-                device = self.devices.device_of(item.reading.device_id)
-                if device is None:
-                    continue
+                device = device_of(item.reading.device_id)
+                if device is None or not well_formed_key(device.meter_public_key):
+                    continue  # the pipeline's gates refuse it (or verify it themselves)
                 hashes.append(item.hash)
-                items.append((item.envelope.signature, item.envelope.body, device.meter_public_key))
-            size = max(MIN_VERIFY_CHUNK, math.ceil(len(items) / self.workers))
-            for start in range(0, len(items), size):
-                future = self._pool.submit(verify_signatures, items[start : start + size])
-                verified.append((hashes[start : start + size], future))
+                signed.append(signed_message(item.envelope))
+                keys.append(device.meter_public_key)
+            size = max(MIN_VERIFY_CHUNK, math.ceil(len(signed) / self.workers))
+            for start in range(0, len(signed), size):
+                end = start + size
+                future = self._pool.submit(verify_signatures, signed[start:end], keys[start:end])
+                verified.append((hashes[start:end], future))
         return _Prepared(jobs, raws, decoded, topics, verified)
 
     def _finish(self, prepared: _Prepared) -> None:

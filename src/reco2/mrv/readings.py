@@ -131,14 +131,21 @@ def decode_reading(
     return DecodedReading(raw, reading_hash(raw), envelope, reading)
 
 
+def signed_message(envelope: SignedReading) -> bytes:
+    """What libsodium's ``crypto_sign_open`` checks: signature + ``READING_DOMAIN`` + body."""
+    return envelope.signature + READING_DOMAIN + envelope.body
+
+
+def well_formed_key(meter_public_key: bytes) -> bool:
+    return len(meter_public_key) == PUBLIC_KEY_BYTES
+
+
 def verify_reading_signature(envelope: SignedReading, meter_public_key: bytes) -> bool:
     """Ed25519 check of the envelope's signature with a device's meter key (constant time)."""
     if len(meter_public_key) != PUBLIC_KEY_BYTES or len(envelope.signature) != SIGNATURE_BYTES:
         return False
     try:
-        nacl.bindings.crypto_sign_open(
-            envelope.signature + READING_DOMAIN + envelope.body, meter_public_key
-        )
+        nacl.bindings.crypto_sign_open(signed_message(envelope), meter_public_key)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError):
         return False
     return True
