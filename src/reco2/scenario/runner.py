@@ -91,7 +91,8 @@ class _Runner:
         )
         for key in self.keys.values():
             key.save(key_path(data_dir, key.participant_id))
-        self.node = Node(data_dir, verify_workers=0)
+        # One block at a time, written by this thread: no verifier or writer processes to start.
+        self.node = Node(data_dir, verify_workers=0, writer_process=False)
         self.nonces: dict[str, int] = {}
         self.result = ScenarioResult(data_dir)
         self.pending: list[tuple[str, bytes]] = []
