@@ -1,9 +1,10 @@
 """Signed transfers committed end to end through the embedded node (SQLite, WAL, full sync per
 block), as a ratio to a bare PyNaCl verify loop over the same signatures. Target: >= 0.6.
 
-End to end = submit (decode, verify, admit) -> sequencer cuts blocks -> finalize_block (apply,
-state root) -> SQLite group commit with fsync -> receipt. Verification of a submission runs on
-the node's verifier threads, as it does for concurrent clients.
+End to end = submit (decode, verify, admit) -> the sequencer cuts blocks and applies them ->
+the sealer process (state root, header, SQLite group commit with fsync) -> receipt.
+Verification of a submission runs on the node's verifier processes, as it does for concurrent
+clients.
 """
 
 from __future__ import annotations
