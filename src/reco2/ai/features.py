@@ -1,0 +1,295 @@
+"""Interval features for the anomaly model, computed from a ``series.Window`` (pure numpy).
+
+Every feature compares a reading with something it should agree with: the physical bound, the
+device's neighbours at the same moment (normalised by capacity), the device's own history, its
+own meter counters, or another series it should *not* equal exactly. One row per interval
+(device, day, interval), in C order of the window's arrays; missing intervals get a row too (all
+zeros, and the model never flags them: there is nothing to issue).
+
+Names and meanings (ratios are dimensionless, ``log`` is natural):
+
+``capacity_factor``       generation / (capacity x 0.5 h)
+``bound_ratio``           generation / physical bound (solar clear sky, wind rated power)
+``night_generation``      1 when generation > 0 where the bound is 0
+``daylight_share``        the interval's bound / the day's largest bound (time of day)
+``neighbour_log_ratio``   log of the capacity factor over the neighbours' median, minus the
+                          device's usual day ratio (see ``day_deviation``)
+``day_deviation``         log of the day's capacity factor over the neighbours' median day,
+                          minus the device's baseline (median over earlier days; over the
+                          other days when fewer than 2 earlier ones)
+``day_deviation_before``  the same for the day before (a drift persists, a cloud does not)
+``day_deviation_lagged``  the same against the days at least ``LAG_DAYS`` before
+``day_trend``             slope of the day log ratio over the last 5 days [per day]
+``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
+``copy_score``            share of the day's generating intervals whose numbers (generation,
+                          export) equal another device's exactly, when this day's curves look
+                          more like that device's usual ones than this device's own (the copier,
+                          not the source)
+``replay_share``          share of the day's generating intervals equal to the same interval of
+                          one of the 7 days before
+``flat_run``              length of the run of identical non-zero generation containing it
+``counter_shortfall``     (generation - counter advance) / generation when the previous interval
+                          is present, else 0: a meter whose register stops while it reports energy
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from reco2.ai.series import INTERVALS_PER_DAY, BoolArray, FloatArray, Window
+
+FEATURES: Final = (
+    "capacity_factor",
+    "bound_ratio",
+    "night_generation",
+    "daylight_share",
+    "neighbour_log_ratio",
+    "day_deviation",
+    "day_deviation_before",
+    "day_deviation_lagged",
+    "day_trend",
+    "neighbour_day_factor",
+    "copy_score",
+    "replay_share",
+    "flat_run",
+    "counter_shortfall",
+)
+
+#: Floor added to capacity factors before taking logs (dawn, dusk and dark intervals).
+EPSILON: Final = 0.05
+#: Days between a day and the days ``day_deviation_lagged`` compares it with.
+LAG_DAYS: Final = 3
+#: Weight of a day's capacity-normalised deviation against its import-curve affinity when
+#: telling a copier from its source (a copier's numbers are scaled by the other's capacity).
+STRAY_WEIGHT: Final = 2.0
+#: Days back that ``replay_share`` compares with.
+REPLAY_LOOKBACK_DAYS: Final = 7
+#: Generating intervals a day needs before its equality shares mean anything.
+MIN_GENERATING: Final = 4
+
+
+def capacity_factor(window: Window) -> FloatArray:
+    """generation / (capacity x 0.5 h), NaN where missing."""
+    half_hour_wh = window.capacity_w[:, None, None] / 2.0
+    return window.generation / half_hour_wh
+
+
+def neighbour_median(window: Window, values: FloatArray) -> FloatArray:
+    """Per device, the median of its neighbours' values (NaN where none has one)."""
+    out = np.full(values.shape, np.nan)
+    for n, group in enumerate(window.neighbours):
+        if group:
+            stack = values[list(group)]
+            with np.errstate(all="ignore"):
+                valid = np.isfinite(stack).any(axis=0)
+                if valid.any():
+                    out[n][valid] = np.nanmedian(stack[:, valid], axis=0)
+    return out
+
+
+def baseline(per_day: FloatArray, lag_days: int = 0) -> FloatArray:
+    """Per device and day d, the median of the device's values on days before d - ``lag_days``
+    (at least 2 of them), else on the days at least ``lag_days + 1`` away from d; NaN where
+    there is none. A lag makes a slow drift stand out against days it had not reached yet."""
+    devices, days = per_day.shape
+    out = np.full(per_day.shape, np.nan)
+    for n in range(devices):
+        row = per_day[n]
+        for d in range(days):
+            earlier = row[: max(0, d - lag_days)]
+            earlier = earlier[np.isfinite(earlier)]
+            if len(earlier) >= 2:
+                out[n, d] = float(np.median(earlier))
+                continue
+            far = [row[e] for e in range(days) if abs(e - d) > lag_days and np.isfinite(row[e])]
+            if far:
+                out[n, d] = float(np.median(far))
+    return out
+
+
+def trend(per_day: FloatArray, span: int = 5) -> FloatArray:
+    """Per device and day d, the least-squares slope of the values over days d - span + 1 .. d
+    [per day] (at least 3 known values), else 0."""
+    devices, days = per_day.shape
+    out = np.zeros(per_day.shape)
+    for n in range(devices):
+        for d in range(days):
+            first = max(0, d - span + 1)
+            y = per_day[n, first : d + 1]
+            x = np.arange(first, d + 1, dtype=np.float64)
+            known = np.isfinite(y)
+            if known.sum() >= 3:
+                out[n, d] = float(np.polyfit(x[known], y[known], 1)[0])
+    return out
+
+
+def day_log_ratio(cf: FloatArray, neighbours: FloatArray) -> FloatArray:
+    """log(sum of the device's capacity factors / sum of the neighbours' median), per device-day,
+    over intervals where both are known; NaN where neither generated."""
+    both = np.isfinite(cf) & np.isfinite(neighbours)
+    mine = np.where(both, cf, 0.0).sum(axis=2)
+    theirs = np.where(both, neighbours, 0.0).sum(axis=2)
+    with np.errstate(all="ignore"):
+        ratio = np.log((mine + EPSILON) / (theirs + EPSILON))
+    return np.where(theirs + mine > 0.5, ratio, np.nan)
+
+
+def equal_share(
+    a_gen: FloatArray, a_exp: FloatArray, b_gen: FloatArray, b_exp: FloatArray
+) -> float:
+    """Share of a's generating intervals whose generation and export equal b's exactly."""
+    generating = np.isfinite(a_gen) & (a_gen > 0)
+    count = int(generating.sum())
+    if count < MIN_GENERATING:
+        return 0.0
+    same = generating & (a_gen == b_gen) & (a_exp == b_exp)
+    return float(same.sum()) / count
+
+
+def profile_affinity(values: FloatArray) -> FloatArray:
+    """Per device-day, how much better the day's shape matches each other device's usual shape
+    than the device's own: out[n, d, m] = corr(day of n, usual of m) - corr(day of n, usual of
+    n), where "usual" is the median over the window's days (each household's demand and each
+    roof's orientation give its curves their own shape)."""
+    with np.errstate(all="ignore"):
+        usual = np.nanmedian(values, axis=1)  # (devices, 48)
+    usual = np.nan_to_num(usual, nan=0.0)
+    common = np.median(usual, axis=0)  # the shape every device shares (sun, daily routine)
+    usual = usual - common
+    day = np.nan_to_num(values, nan=0.0) - common
+
+    def centred(x: FloatArray) -> FloatArray:
+        x = x - x.mean(axis=-1, keepdims=True)
+        norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))
+        scaled: FloatArray = x / np.maximum(norm, 1e-9)
+        return scaled
+
+    corr = np.einsum("ndi,mi->ndm", centred(day), centred(usual))
+    own = np.einsum("ndn->nd", corr)
+    out: FloatArray = corr - own[:, :, None]
+    return out
+
+
+def copy_scores(window: Window, deviation: FloatArray) -> FloatArray:
+    """Per device-day, ``copy_score`` (module docstring): of two devices reporting the same
+    numbers, the copier is the one whose day looks more like the other's usual days (its import
+    curve is the other household's, its generation curve the other roof's) than its own."""
+    devices, days = deviation.shape
+    out = np.zeros((devices, days))
+    affinity = profile_affinity(window.imports)
+    strays = np.nan_to_num(np.abs(deviation), nan=0.0)
+    for n in range(devices):
+        source = window.devices[n].source
+        for m in range(devices):
+            if m == n or window.devices[m].source is not source:
+                continue
+            for d in range(days):
+                share = equal_share(
+                    window.generation[n, d],
+                    window.export[n, d],
+                    window.generation[m, d],
+                    window.export[m, d],
+                )
+                mine = affinity[n, d, m] + STRAY_WEIGHT * strays[n, d]
+                theirs = affinity[m, d, n] + STRAY_WEIGHT * strays[m, d]
+                if share > 0 and mine > theirs:
+                    out[n, d] = max(out[n, d], share)
+    return out
+
+
+def replay_shares(window: Window) -> FloatArray:
+    """Per device-day, ``replay_share`` (module docstring)."""
+    devices, days = window.generation.shape[:2]
+    out = np.zeros((devices, days))
+    for n in range(devices):
+        for d in range(days):
+            for back in range(1, min(REPLAY_LOOKBACK_DAYS, d) + 1):
+                share = equal_share(
+                    window.generation[n, d],
+                    window.export[n, d],
+                    window.generation[n, d - back],
+                    window.export[n, d - back],
+                )
+                out[n, d] = max(out[n, d], share)
+    return out
+
+
+def flat_runs(generation: FloatArray) -> FloatArray:
+    """Per interval, the length of the run of equal non-zero generation that contains it, along
+    each device's time line (days joined)."""
+    devices = generation.shape[0]
+    line = generation.reshape(devices, -1)
+    out = np.zeros(line.shape)
+    for n in range(devices):
+        values = line[n]
+        start = 0
+        for i in range(1, len(values) + 1):
+            if i < len(values) and values[i] == values[start] and values[i] > 0:
+                continue
+            if values[start] > 0:
+                out[n, start:i] = i - start
+            start = i
+    return out.reshape(generation.shape)
+
+
+def counter_shortfall(window: Window) -> FloatArray:
+    """Per interval, ``counter_shortfall`` (module docstring)."""
+    devices = window.generation.shape[0]
+    counters = window.generation_counter.reshape(devices, -1)
+    generation = window.generation.reshape(devices, -1)
+    advance = np.full(counters.shape, np.nan)
+    advance[:, 1:] = counters[:, 1:] - counters[:, :-1]
+    with np.errstate(all="ignore"):
+        short = np.maximum(generation - advance, 0.0) / np.maximum(generation, 1.0)
+    out: FloatArray = np.nan_to_num(short, nan=0.0).reshape(window.generation.shape)
+    return out
+
+
+def interval_features(window: Window) -> FloatArray:
+    """The feature matrix, one row per (device, day, interval) and one column per ``FEATURES``."""
+    cf = capacity_factor(window)
+    neighbours = neighbour_median(window, cf)
+    day_ratio = day_log_ratio(cf, neighbours)
+    usual = baseline(day_ratio)
+    deviation = day_ratio - usual
+    lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
+    with np.errstate(all="ignore"):
+        neighbour_day = np.nanmean(neighbours, axis=2)
+    before = np.full(deviation.shape, np.nan)
+    before[:, 1:] = deviation[:, :-1]
+    with np.errstate(all="ignore"):
+        interval_ratio = (
+            np.log((cf + EPSILON) / (neighbours + EPSILON)) - np.nan_to_num(usual)[:, :, None]
+        )
+        day_max = window.bound.max(axis=2, keepdims=True)
+        daylight = np.where(day_max > 0, window.bound / np.maximum(day_max, 1e-9), 0.0)
+        bound_ratio = window.generation / np.maximum(window.bound, 1.0)
+    shape = window.generation.shape
+    columns = {
+        "capacity_factor": cf,
+        "bound_ratio": bound_ratio,
+        "night_generation": ((window.bound <= 0) & (window.generation > 0)).astype(float),
+        "daylight_share": daylight,
+        "neighbour_log_ratio": interval_ratio,
+        "day_deviation": np.broadcast_to(deviation[:, :, None], shape),
+        "day_deviation_before": np.broadcast_to(before[:, :, None], shape),
+        "day_deviation_lagged": np.broadcast_to(lagged[:, :, None], shape),
+        "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
+        "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
+        "copy_score": np.broadcast_to(copy_scores(window, deviation)[:, :, None], shape),
+        "replay_share": np.broadcast_to(replay_shares(window)[:, :, None], shape),
+        "flat_run": flat_runs(window.generation),
+        "counter_shortfall": counter_shortfall(window),
+    }
+    matrix: FloatArray = np.nan_to_num(
+        np.stack([columns[name].reshape(-1) for name in FEATURES], axis=1),
+        nan=0.0,
+        posinf=0.0,
+        neginf=0.0,
+    )
+    present: BoolArray = window.present.reshape(-1)
+    matrix[~present] = 0.0
+    assert matrix.shape == (shape[0] * shape[1] * INTERVALS_PER_DAY, len(FEATURES))
+    return matrix
