@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from reco2.ai import command as mrv_command
 from reco2.cli import demo as demo_module
 from reco2.cli import market as market_cli
 from reco2.cli import meter, tx_commands
@@ -29,6 +30,7 @@ from reco2.node.embedded import Node, NodeError, create_chain
 from reco2.node.keys import KeyFile, key_path
 from reco2.node.view import StateView, ViewError
 from reco2.views import records
+from reco2.web import serve as web_serve
 
 app = typer.Typer(
     help="ReCO2: CO2-reduction value of self-consumed renewable energy, on a ledger and a market.",
@@ -37,6 +39,7 @@ app = typer.Typer(
 )
 app.add_typer(tx_commands.app, name="tx")
 app.add_typer(market_cli.scenario_app, name="scenario")
+app.add_typer(mrv_command.app, name="mrv")
 app.command("demo")(market_cli.demo)
 app.command("tour")(demo_module.demo)
 app.command("book")(market_cli.book)
@@ -45,6 +48,8 @@ app.command("simulate")(simulate_cli.simulate)
 app.command("intake")(meter.intake)
 app.command("issue-days")(meter.issue_days)
 app.command("agent")(echonet_command.agent)
+app.command("serve")(web_serve.serve)
+app.command("verify-statement")(web_serve.verify_statement)
 
 
 @app.command()

@@ -1,0 +1,116 @@
+"""Slow drift, a fault kind added beside the simulator's own (``simulator.FaultKind``).
+
+A drifting generation meter over-reads by a gain that grows linearly from 1 at the start of a
+chosen day: gain(t) = 1 + rate x (t - start) / 1 day, for a rate of ``DRIFT_RATE_PER_DAY``. Its
+generation register accumulates what it over-reads, so the counters stay consistent and no
+counter rule can see it; the grid meter's export and import are unaffected, so the reported
+self-consumption grows with the gain. Only the drift's comparison with the device's own history
+and its neighbours gives it away, and only once it is material: a reading is faulty in the
+ground truth when the gain has reached ``1 + materiality`` and the reading reports generation;
+readings under a smaller gain are in ``grace`` (neither faulty nor clean for scoring).
+
+It works on a finished ``Simulation``'s readings, re-signing the changed ones with the meter's
+key, and picks devices that have no other fault from the drift's start on, so that the
+simulator itself is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from reco2.ingest.simulator import DAY_S, FaultKind, MeterSigner, Signed, Simulation
+
+DRIFT: Final = "drift"
+#: Gain added per day [1/day], drawn uniformly in this range.
+DRIFT_RATE_PER_DAY: Final = (0.04, 0.08)
+#: Over-reading from which a drifting reading counts as faulty (share of the true energy).
+MATERIALITY: Final = 0.20
+#: Days of clean history a drift starts after.
+WARM_UP_DAYS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    device_index: int
+    start_day: int
+    rate_per_day: float
+
+
+@dataclass(frozen=True, slots=True)
+class Drifted:
+    """Readings with drift applied, and the ground truth of the drift: (device id, interval
+    start [UTC s]) of faulty readings and of readings in grace."""
+
+    readings: list[Signed]
+    faulty: frozenset[tuple[str, int]]
+    grace: frozenset[tuple[str, int]]
+
+
+def plan_drifts(sim: Simulation, count: int, seed: int) -> list[Drift]:
+    """Up to ``count`` drifts on devices with no planned fault (nor the source of a copy)."""
+    fleet = sim.fleet
+    busy: set[int] = set()
+    for fault in sim.planned():
+        busy.add(fault.device)
+        if fault.kind is FaultKind.copy:
+            busy.add(fault.source)
+    rng = np.random.default_rng([seed, 0xD12F7])
+    free = [n for n in rng.permutation(len(fleet.devices)) if int(n) not in busy]
+    last_start = fleet.days - 4
+    if last_start < WARM_UP_DAYS:
+        return []
+    return [
+        Drift(
+            int(n),
+            int(rng.integers(WARM_UP_DAYS, last_start + 1)),
+            float(rng.uniform(*DRIFT_RATE_PER_DAY)),
+        )
+        for n in free[:count]
+    ]
+
+
+def apply_drifts(
+    sim: Simulation,
+    readings: Sequence[Signed],
+    drifts: Sequence[Drift],
+    materiality: float = MATERIALITY,
+) -> Drifted:
+    """The readings (in the same order) with each drift applied (module docstring)."""
+    fleet = sim.fleet
+    by_device = {fleet.devices[d.device_index].device_id: d for d in drifts}
+    signers = {
+        device_id: MeterSigner(fleet.devices[d.device_index].meter_seed)
+        for device_id, d in by_device.items()
+    }
+    extra_wh = dict.fromkeys(by_device, 0)  # over-read so far, carried by the register
+    faulty: set[tuple[str, int]] = set()
+    grace: set[tuple[str, int]] = set()
+    out: list[Signed] = []
+    for item in readings:
+        reading = item.reading
+        drift = by_device.get(reading.device_id)
+        start_s = fleet.day_start_s(drift.start_day) if drift is not None else 0
+        if drift is None or reading.interval_start_s < start_s:
+            out.append(item)
+            continue
+        gain = 1.0 + drift.rate_per_day * (reading.interval_start_s - start_s) / DAY_S
+        over = int(reading.generation_wh * gain) - reading.generation_wh
+        extra_wh[reading.device_id] += over
+        counter = reading.generation_counter_wh
+        changed = msgspec.structs.replace(
+            reading,
+            generation_wh=reading.generation_wh + over,
+            generation_counter_wh=None
+            if counter is None
+            else counter + extra_wh[reading.device_id],
+        )
+        out.append(Signed(changed, signers[reading.device_id].sign(changed)))
+        if reading.generation_wh > 0:
+            key = (reading.device_id, reading.interval_start_s)
+            (faulty if gain >= 1.0 + materiality else grace).add(key)
+    return Drifted(out, frozenset(faulty), frozenset(grace))
