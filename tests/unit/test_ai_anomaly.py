@@ -16,7 +16,10 @@ from reco2.ai.series import Window
 from reco2.mrv.readings import reading_id
 from reco2.mrv.validation import DEFAULT_PIPELINE
 
-TRAIN = FleetSpec(seed=21, devices=24, days=10, fault_rate=0.04, drifts=4)
+TRAIN = (
+    FleetSpec(seed=21, devices=24, days=10, fault_rate=0.04, drifts=4),
+    FleetSpec(seed=23, devices=24, days=10, fault_rate=0.04, drifts=4),
+)
 HELD_OUT = FleetSpec(seed=22, devices=24, days=10, fault_rate=0.04, drifts=4)
 
 
@@ -95,7 +98,7 @@ def test_a_saved_model_loads_with_its_training_record_and_refuses_tampering(
     trained = model()
     model_path, meta_path = trained.save(tmp_path / "anomaly")
     loaded = AnomalyModel.load(tmp_path / "anomaly")
-    assert loaded.version == "test" and loaded.training["fleet"]["seed"] == TRAIN.seed
+    assert loaded.version == "test" and [f["seed"] for f in loaded.training["fleets"]] == [21, 23]
     assert len(loaded.training["data_sha256"]) == 64
     x = np.zeros((3, len(features.FEATURES)))
     assert np.allclose(loaded.scores(x), trained.scores(x))
@@ -122,6 +125,6 @@ def test_held_out_recall_of_copy_and_drift_is_at_least_0_95(kind: str) -> None:
     assert result.recall >= 0.95, result
 
 
-@pytest.mark.xfail(reason="not reached yet: about 0.011-0.013 per interval", strict=False)
+@pytest.mark.xfail(reason="not reached on every held-out fleet yet (0.003-0.016)", strict=False)
 def test_held_out_false_positive_rate_is_at_most_0_01_per_interval() -> None:
     assert detection().false_positive_rate <= 0.01

@@ -165,12 +165,23 @@ def labels(
     return y.reshape(-1), use.reshape(-1)
 
 
-def train(spec: FleetSpec, version: str) -> AnomalyModel:
+def training_rows(spec: FleetSpec) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Feature rows and labels of one simulated fleet (present readings out of grace)."""
     simulated = simulate(spec)
     window = simulated.window()
     matrix = interval_features(window)
     y, use = labels(simulated, window)
-    return fit(matrix[use], y[use], version, {"fleet": spec.as_record()}, seed=spec.seed)
+    return matrix[use], y[use]
+
+
+def train(specs: FleetSpec | Sequence[FleetSpec], version: str) -> AnomalyModel:
+    """Fit the model on the rows of one or more simulated fleets."""
+    fleets = [specs] if isinstance(specs, FleetSpec) else list(specs)
+    parts = [training_rows(spec) for spec in fleets]
+    matrix = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    record = {"fleets": [spec.as_record() for spec in fleets]}
+    return fit(matrix, y, version, record, seed=fleets[0].seed)
 
 
 @dataclass(frozen=True, slots=True)

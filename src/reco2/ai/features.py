@@ -19,12 +19,16 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
                           other days when fewer than 2 earlier ones)
 ``day_deviation_before``  the same for the day before (a drift persists, a cloud does not)
 ``day_deviation_lagged``  the same against the days at least ``LAG_DAYS`` before
+``day_deviation_reference`` the same against the window's first ``REFERENCE_DAYS`` days
 ``day_trend``             slope of the day log ratio over the last 5 days [per day]
 ``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
-``copy_score``            share of the day's generating intervals whose numbers (generation,
-                          export) equal another device's exactly, when this day's curves look
-                          more like that device's usual ones than this device's own (the copier,
-                          not the source)
+``copy_share``            share of the day's generating intervals whose numbers (generation,
+                          export) equal another device's exactly (the most equal one)
+``copy_*_stray/affinity`` which of the two is the copier: the difference of their |day
+                          deviation|, and how much better this day's demand, generation and
+                          import curves, and its orientation (log ratios to the neighbours),
+                          match the other's usual ones than its own; ``copy_vote`` sums their
+                          signs
 ``replay_share``          share of the day's generating intervals equal to the same interval of
                           one of the 7 days before
 ``flat_run``              length of the run of identical non-zero generation containing it
@@ -34,9 +38,11 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 
 from __future__ import annotations
 
+import warnings
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reco2.ai.series import INTERVALS_PER_DAY, BoolArray, FloatArray, Window
 
@@ -49,9 +55,16 @@ FEATURES: Final = (
     "day_deviation",
     "day_deviation_before",
     "day_deviation_lagged",
+    "day_deviation_reference",
     "day_trend",
     "neighbour_day_factor",
-    "copy_score",
+    "copy_share",
+    "copy_capacity_stray",
+    "copy_demand_affinity",
+    "copy_generation_affinity",
+    "copy_import_affinity",
+    "copy_orientation_affinity",
+    "copy_vote",
     "replay_share",
     "flat_run",
     "counter_shortfall",
@@ -61,9 +74,8 @@ FEATURES: Final = (
 EPSILON: Final = 0.05
 #: Days between a day and the days ``day_deviation_lagged`` compares it with.
 LAG_DAYS: Final = 3
-#: Weight of a day's capacity-normalised deviation against its import-curve affinity when
-#: telling a copier from its source (a copier's numbers are scaled by the other's capacity).
-STRAY_WEIGHT: Final = 2.0
+#: Days at the start of a window that ``day_deviation_reference`` compares every day with.
+REFERENCE_DAYS: Final = 4
 #: Days back that ``replay_share`` compares with.
 REPLAY_LOOKBACK_DAYS: Final = 7
 #: Generating intervals a day needs before its equality shares mean anything.
@@ -109,6 +121,21 @@ def baseline(per_day: FloatArray, lag_days: int = 0) -> FloatArray:
     return out
 
 
+def reference(per_day: FloatArray, days: int) -> FloatArray:
+    """Per device and day d, the median of the device's values over the window's first ``days``
+    days other than d (the reference period a slow drift is measured against); NaN where none."""
+    devices, count = per_day.shape
+    out = np.full(per_day.shape, np.nan)
+    for d in range(count):
+        chosen = [e for e in range(min(days, count)) if e != d]
+        values = per_day[:, chosen]
+        for n in range(devices):
+            known = values[n][np.isfinite(values[n])]
+            if len(known):
+                out[n, d] = float(np.median(known))
+    return out
+
+
 def trend(per_day: FloatArray, span: int = 5) -> FloatArray:
     """Per device and day d, the least-squares slope of the values over days d - span + 1 .. d
     [per day] (at least 3 known values), else 0."""
@@ -125,10 +152,11 @@ def trend(per_day: FloatArray, span: int = 5) -> FloatArray:
     return out
 
 
-def day_log_ratio(cf: FloatArray, neighbours: FloatArray) -> FloatArray:
+def day_log_ratio(cf: FloatArray, neighbours: FloatArray, plausible: BoolArray) -> FloatArray:
     """log(sum of the device's capacity factors / sum of the neighbours' median), per device-day,
-    over intervals where both are known; NaN where neither generated."""
-    both = np.isfinite(cf) & np.isfinite(neighbours)
+    over the ``plausible`` intervals where both are known (within the physical bound, so that a
+    reading the physics already rejects does not move the day); NaN where neither generated."""
+    both = np.isfinite(cf) & np.isfinite(neighbours) & plausible
     mine = np.where(both, cf, 0.0).sum(axis=2)
     theirs = np.where(both, neighbours, 0.0).sum(axis=2)
     with np.errstate(all="ignore"):
@@ -172,30 +200,78 @@ def profile_affinity(values: FloatArray) -> FloatArray:
     return out
 
 
-def copy_scores(window: Window, deviation: FloatArray) -> FloatArray:
-    """Per device-day, ``copy_score`` (module docstring): of two devices reporting the same
-    numbers, the copier is the one whose day looks more like the other's usual days (its import
-    curve is the other household's, its generation curve the other roof's) than its own."""
-    devices, days = deviation.shape
-    out = np.zeros((devices, days))
-    affinity = profile_affinity(window.imports)
-    strays = np.nan_to_num(np.abs(deviation), nan=0.0)
+def copy_partners(window: Window) -> tuple[FloatArray, NDArray[np.int64]]:
+    """Per device-day, the largest ``equal_share`` with another device of the same source, and
+    that device's index (-1 when none is equal anywhere)."""
+    devices, days = window.generation.shape[:2]
+    share = np.zeros((devices, days))
+    partner = np.full((devices, days), -1, dtype=np.int64)
+    generating = np.isfinite(window.generation) & (window.generation > 0)
     for n in range(devices):
         source = window.devices[n].source
         for m in range(devices):
             if m == n or window.devices[m].source is not source:
                 continue
-            for d in range(days):
-                share = equal_share(
-                    window.generation[n, d],
-                    window.export[n, d],
-                    window.generation[m, d],
-                    window.export[m, d],
-                )
-                mine = affinity[n, d, m] + STRAY_WEIGHT * strays[n, d]
-                theirs = affinity[m, d, n] + STRAY_WEIGHT * strays[m, d]
-                if share > 0 and mine > theirs:
-                    out[n, d] = max(out[n, d], share)
+            same = (
+                generating[n]
+                & (window.generation[n] == window.generation[m])
+                & (window.export[n] == window.export[m])
+            )
+            count = generating[n].sum(axis=1)
+            with np.errstate(all="ignore"):
+                shares = np.where(count >= MIN_GENERATING, same.sum(axis=1) / count, 0.0)
+            better = shares > share[n]
+            share[n] = np.where(better, shares, share[n])
+            partner[n] = np.where(better, m, partner[n])
+    return share, partner
+
+
+def orientation_affinity(window: Window, cf: FloatArray, neighbours: FloatArray) -> FloatArray:
+    """Per device-day and other device m: how much better the day's curve of log ratios to the
+    neighbours (weather divided out, so what is left is the roof's orientation and shading)
+    matches m's usual curve than the device's own, in shape (levels removed); out[n, d, m]."""
+    bright = window.bound > 0.3 * window.bound.max(axis=2, keepdims=True)
+    with np.errstate(all="ignore"):
+        ratios = np.where(bright, np.log((cf + EPSILON) / (neighbours + EPSILON)), np.nan)
+        ratios = ratios - np.nanmean(ratios, axis=2, keepdims=True)
+        usual = np.nanmedian(ratios, axis=1)  # (devices, 48); NaN in the dark
+    usual = usual - np.nanmean(usual, axis=1, keepdims=True)
+    devices, days = ratios.shape[:2]
+    out = np.zeros((devices, days, devices))
+    for n in range(devices):
+        with np.errstate(all="ignore"):
+            to_all = np.nanmean((ratios[n][:, None, :] - usual[None, :, :]) ** 2, axis=2)
+        out[n] = np.nan_to_num(to_all[:, n : n + 1] - to_all, nan=0.0)
+    return out
+
+
+def copy_features(
+    window: Window, deviation: FloatArray, cf: FloatArray, neighbours: FloatArray
+) -> dict[str, FloatArray]:
+    """Per device-day, the ``copy_*`` features (module docstring): the equal share with the most
+    equal other device, and signals of which of the two is the copier, each positive when this
+    device's day looks more like the other's usual days than like its own (a copier's numbers
+    are scaled by the other's capacity and shaped by the other's roof and household)."""
+    share, partner = copy_partners(window)
+    demand = window.generation - window.export + window.imports
+    affinities = {
+        "copy_demand_affinity": profile_affinity(demand),
+        "copy_generation_affinity": profile_affinity(window.generation),
+        "copy_import_affinity": profile_affinity(window.imports),
+        "copy_orientation_affinity": orientation_affinity(window, cf, neighbours),
+    }
+    strays = np.nan_to_num(np.abs(deviation), nan=0.0)
+    names = ("copy_share", "copy_capacity_stray", *affinities, "copy_vote")
+    out = {name: np.zeros(share.shape) for name in names}
+    for n, d in zip(*np.nonzero(partner >= 0), strict=True):
+        m = int(partner[n, d])
+        out["copy_share"][n, d] = share[n, d]
+        out["copy_capacity_stray"][n, d] = strays[n, d] - strays[m, d]
+        for name, affinity in affinities.items():
+            out[name][n, d] = affinity[n, d, m]
+        signals = [out["copy_capacity_stray"][n, d]]
+        signals += [out[name][n, d] for name in affinities]
+        out["copy_vote"][n, d] = sum(np.sign(signal) for signal in signals)
     return out
 
 
@@ -249,12 +325,20 @@ def counter_shortfall(window: Window) -> FloatArray:
 
 def interval_features(window: Window) -> FloatArray:
     """The feature matrix, one row per (device, day, interval) and one column per ``FEATURES``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # medians of all-missing slices: NaN
+        return _interval_features(window)
+
+
+def _interval_features(window: Window) -> FloatArray:
     cf = capacity_factor(window)
     neighbours = neighbour_median(window, cf)
-    day_ratio = day_log_ratio(cf, neighbours)
+    plausible = (window.bound > 0) & ~(window.generation > window.bound)
+    day_ratio = day_log_ratio(cf, neighbours, plausible)
     usual = baseline(day_ratio)
     deviation = day_ratio - usual
     lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
+    referenced = day_ratio - reference(day_ratio, REFERENCE_DAYS)
     with np.errstate(all="ignore"):
         neighbour_day = np.nanmean(neighbours, axis=2)
     before = np.full(deviation.shape, np.nan)
@@ -276,9 +360,13 @@ def interval_features(window: Window) -> FloatArray:
         "day_deviation": np.broadcast_to(deviation[:, :, None], shape),
         "day_deviation_before": np.broadcast_to(before[:, :, None], shape),
         "day_deviation_lagged": np.broadcast_to(lagged[:, :, None], shape),
+        "day_deviation_reference": np.broadcast_to(referenced[:, :, None], shape),
         "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
-        "copy_score": np.broadcast_to(copy_scores(window, deviation)[:, :, None], shape),
+        **{
+            name: np.broadcast_to(values[:, :, None], shape)
+            for name, values in copy_features(window, deviation, cf, neighbours).items()
+        },
         "replay_share": np.broadcast_to(replay_shares(window)[:, :, None], shape),
         "flat_run": flat_runs(window.generation),
         "counter_shortfall": counter_shortfall(window),

@@ -26,7 +26,7 @@ BoolArray = NDArray[np.bool_]
 
 DAY_S: Final = 86_400
 INTERVALS_PER_DAY: Final = DAY_S // INTERVAL_S
-MIN_NEIGHBOURS: Final = 3
+MIN_NEIGHBOURS: Final = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,26 +52,27 @@ class Drifted:
 
 
 def plan_drifts(sim: Simulation, count: int, seed: int) -> list[Drift]:
-    """Up to ``count`` drifts on devices with no planned fault (nor the source of a copy)."""
+    """Up to ``count`` drifts, each on a device with no planned fault (of its own, or as the
+    source of a copy) from the drift's first day on."""
     fleet = sim.fleet
-    busy: set[int] = set()
-    for fault in sim.planned():
-        busy.add(fault.device)
-        if fault.kind is FaultKind.copy:
-            busy.add(fault.source)
-    rng = np.random.default_rng([seed, 0xD12F7])
-    free = [n for n in rng.permutation(len(fleet.devices)) if int(n) not in busy]
     last_start = fleet.days - 4
     if last_start < WARM_UP_DAYS:
         return []
-    return [
-        Drift(
-            int(n),
-            int(rng.integers(WARM_UP_DAYS, last_start + 1)),
-            float(rng.uniform(*DRIFT_RATE_PER_DAY)),
-        )
-        for n in free[:count]
-    ]
+    first_fault: dict[int, int] = {}
+    for fault in sim.planned():
+        devices = [fault.device, fault.source] if fault.kind is FaultKind.copy else [fault.device]
+        for device in devices:
+            first_fault[device] = min(first_fault.get(device, fleet.days), fault.day)
+    rng = np.random.default_rng([seed, 0xD12F7])
+    drifts: list[Drift] = []
+    for n in rng.permutation(len(fleet.devices)):
+        if len(drifts) >= count:
+            break
+        start = int(rng.integers(WARM_UP_DAYS, last_start + 1))
+        rate = float(rng.uniform(*DRIFT_RATE_PER_DAY))
+        if first_fault.get(int(n), fleet.days) > start:
+            drifts.append(Drift(int(n), start, rate))
+    return drifts
 
 
 def apply_drifts(
