@@ -37,6 +37,7 @@ from reco2.scenario.model import ScenarioError, kg_to_g, yen_to_sen
 from reco2.views import market
 from reco2.web import i18n, security, statement
 from reco2.web.accounts import Accounts, Session
+from reco2.web.api import create_api
 from reco2.web.feed import MarketFeed
 from reco2.web.statement import JST
 
@@ -164,6 +165,7 @@ def create_app(node: Node, accounts: Accounts, config: WebConfig) -> FastAPI:
     templates.env.filters["jst"] = _jst
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/node", create_node_app(node))
+    app.include_router(create_api(web))
     app.add_middleware(BodyLimit)
 
     @app.middleware("http")
