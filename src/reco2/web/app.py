@@ -35,10 +35,11 @@ from reco2.node.embedded import Node, Receipt
 from reco2.node.server import create_app as create_node_app
 from reco2.scenario.model import ScenarioError, kg_to_g, yen_to_sen
 from reco2.views import market
-from reco2.web import i18n, security, statement
+from reco2.web import i18n, pages_audit, pages_devices, security, statement
 from reco2.web.accounts import Accounts, Session
 from reco2.web.api import create_api
 from reco2.web.feed import MarketFeed
+from reco2.web.kit import PageKit
 from reco2.web.statement import JST
 
 HERE = Path(__file__).parent
@@ -230,6 +231,10 @@ def create_app(node: Node, accounts: Accounts, config: WebConfig) -> FastAPI:
     def done(path: str, receipt: Receipt) -> RedirectResponse:
         status = "ok" if receipt.ok else receipt.code
         return RedirectResponse(f"{path}?result={status}", status_code=303)
+
+    kit = PageKit(web, page, require_page, require_write, done)
+    pages_devices.install(app, kit)
+    pages_audit.install(app, kit)
 
     # ---- public pages -----------------------------------------------------------------
     @app.get("/", include_in_schema=False)

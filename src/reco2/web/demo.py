@@ -17,7 +17,7 @@ from reco2.ledger.types import GridContract, Role, Source
 from reco2.node.client import EmbeddedSubmitter, submit
 from reco2.node.keys import KeyFile, key_path
 from reco2.scenario import model, runner
-from reco2.web import security
+from reco2.web import demo_readings, security
 from reco2.web.accounts import Accounts
 
 BUYER, SELLER = "web-buyer", "web-seller"
@@ -96,6 +96,7 @@ def load(data_dir: Path, accounts: Accounts) -> list[DemoUser]:
             receipt = submit(node, key, action)
             if not receipt.ok:
                 raise DemoError(f"demo step {tx.kind_of(action)} failed: {receipt.code}")
+        demo_readings.add(data_dir, node, SELLER_DEVICE, meter, keys[runner.AGGREGATOR])
     users = []
     for username, pid, role in (("buyer", BUYER, "buyer"), ("seller", SELLER, "prosumer")):
         password = security.new_password()
