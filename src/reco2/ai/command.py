@@ -1,4 +1,5 @@
-"""`reco2 mrv train` and `reco2 mrv evaluate`: the anomaly model on simulated fleets.
+"""`reco2 mrv train` and `reco2 mrv evaluate`: the anomaly model and the gap estimator on
+simulated fleets.
 
 scikit-learn is imported only when a command runs, so that every other `reco2` command starts as
 fast as before.
@@ -15,13 +16,38 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from reco2.ai.evaluation import Detection
+    from reco2.ai.evaluation import Evaluation, FleetSpec
 
 app = typer.Typer(
-    help="Measurement AI: the anomaly model and its evaluation.", no_args_is_help=True
+    help="Measurement AI: the anomaly model, gap estimates and their evaluation.",
+    no_args_is_help=True,
 )
 
 DEFAULT_MODEL = Path("models/anomaly")
+TRAIN_SEEDS = "11,13,15"
+
+Seeds = Annotated[str, typer.Option(help="simulator seeds of the training fleets, comma-separated")]
+Devices = Annotated[int, typer.Option(min=4, help="devices per fleet")]
+Days = Annotated[int, typer.Option(min=8, help="days per fleet")]
+FaultRate = Annotated[float, typer.Option(help="share of device-days per fault kind")]
+Drifts = Annotated[int, typer.Option(help="drifting meters per fleet")]
+
+
+def estimator_path(model_path: Path) -> Path:
+    """Where the gap estimator of a model is kept: ``<name>-gaps`` beside it."""
+    return model_path.with_name(model_path.name + "-gaps")
+
+
+def _specs(seeds: str, devices: int, days: int, fault_rate: float, drifts: int) -> list[FleetSpec]:
+    from reco2.ai.evaluation import FleetSpec
+
+    try:
+        values = [int(part) for part in seeds.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"not a list of seeds: {seeds!r}") from None
+    if not values:
+        raise typer.BadParameter("at least one seed")
+    return [FleetSpec(seed, devices, days, fault_rate, drifts) for seed in values]
 
 
 @app.command("train")
@@ -30,31 +56,47 @@ def train_command(
         DEFAULT_MODEL
     ),
     version: Annotated[str, typer.Option(help="the model's version")] = "1",
-    seed: Annotated[int, typer.Option(help="simulator seed of the training fleet")] = 11,
-    devices: Annotated[int, typer.Option(min=4)] = 40,
-    days: Annotated[int, typer.Option(min=6)] = 14,
-    fault_rate: Annotated[float, typer.Option(help="share of device-days per fault kind")] = 0.04,
-    drifts: Annotated[int, typer.Option(help="drifting meters")] = 6,
+    seeds: Seeds = TRAIN_SEEDS,
+    devices: Devices = 40,
+    days: Days = 14,
+    fault_rate: FaultRate = 0.04,
+    drifts: Drifts = 6,
 ) -> None:
-    """Train on a simulated fleet with known faults; save the model and its training record."""
-    from reco2.ai.evaluation import FleetSpec, train
+    """Train on simulated fleets with known faults; save the anomaly model and the gap
+    estimator, each with its version and the record of the data it was trained on."""
+    from reco2.ai.estimate import save_estimator
+    from reco2.ai.evaluation import train, train_estimator
 
-    spec = FleetSpec(seed, devices, days, fault_rate, drifts)
-    model = train(spec, version)
+    specs = _specs(seeds, devices, days, fault_rate, drifts)
+    model = train(specs, version)
     model_path, meta_path = model.save(out)
+    estimator = train_estimator(specs)
+    gaps_path = save_estimator(
+        estimator, estimator_path(out), {"fleets": [spec.as_record() for spec in specs]}
+    )
     Console().print(
-        f"model {version}: {model_path} ({model.training['rows']} rows, "
+        f"anomaly model {version}: {model_path} ({model.training['rows']} rows, "
         f"{model.training['faulty_rows']} faulty, data sha256 "
-        f"{model.training['data_sha256'][:16]}...), metadata {meta_path}"
+        f"{model.training['data_sha256'][:16]}...), metadata {meta_path}\n"
+        f"gap estimator (quantile {estimator.quantile}): {gaps_path}"
     )
 
 
-def detection_table(detection: Detection, title: str) -> Table:
+def evaluation_table(evaluation: Evaluation, title: str) -> Table:
+    detection = evaluation.detection
     table = Table(title=title)
-    for column in ("fault kind", "faulty readings", "detected", "by the model only", "recall"):
-        table.add_column(column, justify="right" if column != "fault kind" else "left")
-    table.add_column("false positives / clean intervals", justify="right")
-    fpr = detection.false_positive_rate
+    table.add_column("fault kind")
+    for column in (
+        "faulty readings",
+        "detected",
+        "by the model only",
+        "recall",
+        "false-positive rate per interval",
+        "estimate <= truth",
+        "gap energy recovered",
+    ):
+        table.add_column(column, justify="right")
+    fpr = f"{detection.false_positive_rate:.4f}"
     for kind in detection.kinds:
         recall = "-" if math.isnan(kind.recall) else f"{kind.recall:.3f}"
         table.add_row(
@@ -63,37 +105,61 @@ def detection_table(detection: Detection, title: str) -> Table:
             str(kind.detected),
             str(kind.by_model_only),
             recall,
-            f"{detection.false_positives}/{detection.clean} = {fpr:.4f}",
+            fpr,
+            "",
+            "",
         )
+    gaps = evaluation.gaps
+    table.add_row(
+        "gaps",
+        str(gaps.filled),
+        "(missing)",
+        "",
+        "",
+        "",
+        f"{gaps.conservative_share:.3f} ({gaps.conservative}/{gaps.filled})",
+        f"{gaps.recovered_share:.3f} ({gaps.estimated_wh}/{gaps.truth_wh} Wh)",
+    )
+    table.caption = (
+        f"false positives: {detection.false_positives} of {detection.clean} clean intervals"
+    )
     return table
 
 
 @app.command("evaluate")
 def evaluate_command(
     model_path: Annotated[
-        Path | None, typer.Option("--model", help="a saved model (default: train one now)")
+        Path | None,
+        typer.Option("--model", help="a saved model and its estimator (default: train now)"),
     ] = None,
-    train_seed: Annotated[int, typer.Option()] = 11,
+    train_seeds: Seeds = TRAIN_SEEDS,
     test_seed: Annotated[int, typer.Option(help="seed of the held-out fleet")] = 12,
-    devices: Annotated[int, typer.Option(min=4)] = 40,
-    days: Annotated[int, typer.Option(min=6)] = 14,
-    fault_rate: Annotated[float, typer.Option()] = 0.04,
-    drifts: Annotated[int, typer.Option()] = 6,
+    devices: Devices = 40,
+    days: Days = 14,
+    fault_rate: FaultRate = 0.04,
+    drifts: Drifts = 6,
 ) -> None:
-    """Train on one fleet, test on a held-out one; print detection per fault kind."""
-    from reco2.ai.evaluation import FleetSpec, detect, simulate, train
+    """Train on some fleets, test on a held-out one; print a table per fault kind."""
+    from reco2.ai.estimate import load_estimator
+    from reco2.ai.evaluation import FleetSpec, evaluate_held_out, train, train_estimator
     from reco2.ai.model import AnomalyModel
 
-    if test_seed == train_seed:
-        raise typer.BadParameter("the held-out fleet needs another seed", param_hint="--test-seed")
+    specs = _specs(train_seeds, devices, days, fault_rate, drifts)
     if model_path is not None:
         model = AnomalyModel.load(model_path)
+        estimator = load_estimator(estimator_path(model_path))
+        trained_on = [int(f["seed"]) for f in model.training.get("fleets", [])]
     else:
-        model = train(FleetSpec(train_seed, devices, days, fault_rate, drifts), "evaluation")
-    held_out = simulate(FleetSpec(test_seed, devices, days, fault_rate, drifts))
-    detection = detect(model, held_out)
+        model, estimator = train(specs, "evaluation"), train_estimator(specs)
+        trained_on = [spec.seed for spec in specs]
+    if test_seed in trained_on:
+        raise typer.BadParameter("the held-out fleet needs another seed", param_hint="--test-seed")
+    held_out = FleetSpec(test_seed, devices, days, fault_rate, drifts)
+    evaluation = evaluate_held_out(model, estimator, held_out)
     Console().print(
-        detection_table(
-            detection, f"held-out fleet seed {test_seed}: {devices} devices x {days} days"
+        evaluation_table(
+            evaluation,
+            f"held-out fleet seed {test_seed} ({devices} devices x {days} days), "
+            f"trained on seeds {', '.join(map(str, trained_on))}",
         )
     )

@@ -26,6 +26,7 @@ from typing import Any, Final
 import numpy as np
 
 from reco2.ai.check import AnomalyCheck, screen
+from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, fit_estimator
 from reco2.ai.features import interval_features
 from reco2.ai.model import AnomalyModel, fit
 from reco2.ai.series import DeviceInfo, Window, build_window
@@ -228,6 +229,13 @@ def run_pipeline(
 def detect(model: AnomalyModel, simulated: Simulated) -> Detection:
     screening = screen(model, simulated.window())
     verdicts = run_pipeline(simulated, DEFAULT_PIPELINE.with_step(AnomalyCheck(screening)))
+    return detection_of(simulated, verdicts)
+
+
+def detection_of(
+    simulated: Simulated, verdicts: dict[Key, tuple[bool, tuple[str, ...]]]
+) -> Detection:
+    """Recall per fault kind and the false-positive rate per interval of the verdicts."""
     results: list[KindResult] = []
     for kind in KINDS:
         if kind == FaultKind.gaps.value:
@@ -256,3 +264,93 @@ def describe(detection: Detection) -> Sequence[str]:
         f"FPR {detection.false_positives}/{detection.clean} = {detection.false_positive_rate:.4f}"
     )
     return lines
+
+
+# ---- gaps: the conservative estimates --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GapResult:
+    filled: int
+    conservative: int  # estimate <= truth
+    estimated_wh: int
+    truth_wh: int
+
+    @property
+    def conservative_share(self) -> float:
+        return self.conservative / self.filled if self.filled else float("nan")
+
+    @property
+    def recovered_share(self) -> float:
+        return self.estimated_wh / self.truth_wh if self.truth_wh else float("nan")
+
+
+def clean_readings(simulated: Simulated, window: Window) -> np.ndarray[Any, Any]:
+    """Present readings that are not faulty in the ground truth (training the estimator)."""
+    y, use = labels(simulated, window)
+    usable: np.ndarray[Any, Any] = (window.present.reshape(-1) & use & (y == 0)).reshape(
+        window.present.shape
+    )
+    return usable
+
+
+def train_estimator(
+    specs: FleetSpec | Sequence[FleetSpec], quantile: float = DEFAULT_QUANTILE
+) -> GapEstimator:
+    fleets = [specs] if isinstance(specs, FleetSpec) else list(specs)
+    windows = []
+    for spec in fleets:
+        simulated = simulate(spec)
+        window = simulated.window()
+        windows.append((window, clean_readings(simulated, window)))
+    return fit_estimator(windows, quantile, seed=fleets[0].seed)
+
+
+def estimate_gaps(
+    estimator: GapEstimator,
+    simulated: Simulated,
+    verdicts: dict[Key, tuple[bool, tuple[str, ...]]],
+) -> GapResult:
+    """Fill the held-out fleet's gaps from the readings the pipeline accepted; score them."""
+    window = simulated.window()
+    usable = window.present.copy()
+    for key, (rejected, _) in verdicts.items():
+        where = window.position(*key)
+        if rejected and where is not None:
+            usable[where] = False
+    targets = np.zeros(window.present.shape, dtype=bool)
+    for key in simulated.gaps:
+        where = window.position(*key)
+        if where is not None:
+            targets[where] = True
+    values = estimator.estimate_wh(window, usable, targets)
+    filled = conservative = estimated = truth = 0
+    for key in simulated.gaps:
+        where = window.position(*key)
+        if where is None:
+            continue
+        value = float(values[where])
+        true_wh = simulated.truth_wh[key]
+        filled += 1
+        conservative += int(value <= true_wh)
+        estimated += int(value)
+        truth += true_wh
+    return GapResult(filled, conservative, estimated, truth)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    detection: Detection
+    gaps: GapResult
+
+
+def evaluate_held_out(
+    model: AnomalyModel, estimator: GapEstimator, held_out: FleetSpec
+) -> Evaluation:
+    """Detection per fault kind and the gap estimates on a held-out fleet."""
+    simulated = simulate(held_out)
+    screening = screen(model, simulated.window())
+    verdicts = run_pipeline(simulated, DEFAULT_PIPELINE.with_step(AnomalyCheck(screening)))
+    return Evaluation(
+        detection_of(simulated, verdicts), estimate_gaps(estimator, simulated, verdicts)
+    )

@@ -72,6 +72,7 @@ class Window:
     present: BoolArray
     bound: FloatArray
     neighbours: tuple[tuple[int, ...], ...]
+    export_counter: FloatArray | None = None  # [Wh], NaN where missing; None when not laid out
 
     def position(self, device_id: str, interval_start_s: int) -> tuple[int, int, int] | None:
         """(device, day, interval) of a reading id's parts, None when outside the window."""
@@ -127,7 +128,7 @@ def build_window(
 ) -> Window:
     """Lay readings out (readings of other devices or outside the window are left out)."""
     shape = (len(devices), days, INTERVALS_PER_DAY)
-    arrays = {name: np.full(shape, np.nan) for name in ("gen", "exp", "imp", "cnt")}
+    arrays = {name: np.full(shape, np.nan) for name in ("gen", "exp", "imp", "cnt", "xcnt")}
     present = np.zeros(shape, dtype=bool)
     index = {device.device_id: n for n, device in enumerate(devices)}
     for reading in readings:
@@ -144,6 +145,8 @@ def build_window(
         arrays["imp"][n, d, i] = np.nan if reading.import_wh is None else reading.import_wh
         counter = reading.generation_counter_wh
         arrays["cnt"][n, d, i] = np.nan if counter is None else counter
+        exported = reading.export_counter_wh
+        arrays["xcnt"][n, d, i] = np.nan if exported is None else exported
     bound = np.zeros(shape)
     for n, device in enumerate(devices):
         for d in range(days):
@@ -159,4 +162,5 @@ def build_window(
         present,
         bound,
         neighbour_groups(devices),
+        arrays["xcnt"],
     )

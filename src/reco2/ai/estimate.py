@@ -1,0 +1,325 @@
+"""Conservative estimates of missing or rejected intervals (DESIGN.md section 4, "Estimation").
+
+An interval without a usable reading may be filled only where the programme's policy allows it
+(``EstimationPolicy.allow_estimates``, off by default), and only by a lower quantile of the
+self-consumed energy it probably had: a quantile regression (scikit-learn's gradient boosting
+with the quantile loss, ``quantile`` = 0.03 by default) on what is known without the interval:
+
+``neighbour_factor``      the neighbours' median capacity factor (generation) at that interval
+``expected_factor``       the same times the device's usual day ratio to them (its own roof)
+``bound_factor``          the physical bound / (capacity x 0.5 h)
+``daylight_share``        the bound / the day's largest bound (time of day)
+``usual_self_factor``     the device's median self-consumed capacity factor at that interval
+                          of the day on its other days (its household's routine)
+``low_self_factor``       the 10th percentile of the same
+``usual_self_share``      the device's median self-consumed share of generation at that interval
+``counter_self_factor``   what the meter's own registers prove: across a run of unusable
+                          intervals, (generation register advance - export register advance)
+                          is the run's total generation minus export, a lower bound on its
+                          self-consumed energy; shared over the run in proportion to the
+                          smaller of ``expected_factor`` and ``usual_self_factor`` (-1 when
+                          usable readings with both registers do not bound the run)
+``gap_length``            intervals in the run
+
+The target is the self-consumed capacity factor = self-consumed [Wh] / (capacity x 0.5 h). An
+estimate is never above the physical bound, never negative, and rounded down to whole Wh. Its
+``confidence`` is 1 - quantile: the probability, as trained, that the truth is at least the
+estimate. Estimates are flagged as such wherever they go (``screened``) and counted apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import joblib
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from reco2.ai.features import EPSILON, baseline, capacity_factor, day_log_ratio, neighbour_median
+from reco2.ai.model import ModelError
+from reco2.ai.series import BoolArray, FloatArray, Window
+
+ESTIMATE_FEATURES: Final = (
+    "neighbour_factor",
+    "expected_factor",
+    "bound_factor",
+    "daylight_share",
+    "usual_self_factor",
+    "low_self_factor",
+    "usual_self_share",
+    "counter_self_factor",
+    "gap_length",
+)
+DEFAULT_QUANTILE: Final = 0.03
+ESTIMATOR_FORMAT: Final = "reco2-gap-estimator/1"
+COUNTER: Final = ESTIMATE_FEATURES.index("counter_self_factor")
+#: Longest run of intervals hidden when training (the simulator's gaps are 1-12 intervals).
+MAX_SYNTHETIC_GAP: Final = 12
+
+
+@dataclass(frozen=True, slots=True)
+class EstimationPolicy:
+    """A programme's setting: whether missing or rejected intervals may be filled at all."""
+
+    allow_estimates: bool = False
+    quantile: float = DEFAULT_QUANTILE
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A filled interval: a lower-quantile estimate of its self-consumed energy [Wh]."""
+
+    device_id: str
+    interval_start_s: int
+    self_consumed_wh: int
+    quantile: float
+    confidence: float  # 1 - quantile
+    model_version: str
+
+
+def _other_days(values: FloatArray, statistic: str, q: float = 0.5) -> FloatArray:
+    """Per (device, day, interval): a statistic of the device's values at that interval of the
+    day over its *other* days (never the day itself)."""
+    days = values.shape[1]
+    out = np.full(values.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for d in range(days):
+            others = np.delete(values, d, axis=1)
+            if statistic == "median":
+                out[:, d] = np.nanmedian(others, axis=1)
+            else:
+                out[:, d] = np.nanquantile(others, q, axis=1)
+    return out
+
+
+def self_consumed(window: Window) -> FloatArray:
+    """Self-consumed energy per interval [Wh] = max(0, generation - export), NaN where missing."""
+    return np.maximum(window.generation - window.export, 0.0)
+
+
+def counter_allocation(
+    window: Window, usable: BoolArray, weights: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per unusable interval: its share [Wh] of the self-consumed energy the registers prove for
+    its run of unusable intervals (NaN where they prove nothing), and the run's length."""
+    devices = len(window.devices)
+    shape = window.generation.shape
+    line = (devices, -1)
+    generation = window.generation.reshape(line)
+    export = window.export.reshape(line)
+    counter = window.generation_counter.reshape(line)
+    exported = (
+        window.export_counter if window.export_counter is not None else np.full(shape, np.nan)
+    ).reshape(line)
+    use = usable.reshape(line)
+    weight = np.nan_to_num(weights, nan=0.0).reshape(line) + 1e-6
+    allocation = np.full(generation.shape, np.nan)
+    length = np.zeros(generation.shape)
+    size = generation.shape[1]
+    for n in range(devices):
+        i = 0
+        while i < size:
+            if use[n, i]:
+                i += 1
+                continue
+            j = i
+            while j < size and not use[n, j]:
+                j += 1
+            length[n, i:j] = j - i
+            if i > 0 and j < size:
+                generated = counter[n, j] - generation[n, j] - counter[n, i - 1]
+                sold = exported[n, j] - export[n, j] - exported[n, i - 1]
+                if np.isfinite(generated) and np.isfinite(sold):
+                    total = max(0.0, float(generated - sold))
+                    share = weight[n, i:j] / weight[n, i:j].sum()
+                    allocation[n, i:j] = total * share
+            i = j
+    return allocation.reshape(shape), length.reshape(shape)
+
+
+def estimate_features(window: Window, usable: BoolArray) -> FloatArray:
+    """One row per (device, day, interval), columns ``ESTIMATE_FEATURES``; only ``usable``
+    readings (present and not rejected) inform them."""
+    masked = Window(
+        window.devices,
+        window.start_s,
+        window.days,
+        np.where(usable, window.generation, np.nan),
+        np.where(usable, window.export, np.nan),
+        np.where(usable, window.imports, np.nan),
+        np.where(usable, window.generation_counter, np.nan),
+        usable,
+        window.bound,
+        window.neighbours,
+        None if window.export_counter is None else np.where(usable, window.export_counter, np.nan),
+    )
+    half_hour_wh = masked.capacity_w[:, None, None] / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cf = capacity_factor(masked)
+        neighbours = neighbour_median(masked, cf)
+        plausible = (masked.bound > 0) & ~(masked.generation > masked.bound)
+        usual_ratio = baseline(day_log_ratio(cf, neighbours, plausible))
+        expected = (neighbours + EPSILON) * np.exp(np.nan_to_num(usual_ratio))[:, :, None] - EPSILON
+        self_cf = self_consumed(masked) / half_hour_wh
+        share = self_consumed(masked) / np.where(masked.generation > 0, masked.generation, np.nan)
+        day_max = masked.bound.max(axis=2, keepdims=True)
+        columns = {
+            "neighbour_factor": neighbours,
+            "expected_factor": np.maximum(expected, 0.0),
+            "bound_factor": masked.bound / half_hour_wh,
+            "daylight_share": np.where(day_max > 0, masked.bound / np.maximum(day_max, 1e-9), 0),
+            "usual_self_factor": _other_days(self_cf, "median"),
+            "low_self_factor": _other_days(self_cf, "quantile", 0.1),
+            "usual_self_share": _other_days(share, "median"),
+        }
+        weights = np.minimum(
+            np.maximum(expected, 0.0), np.maximum(np.nan_to_num(columns["usual_self_factor"]), 0.0)
+        )
+        allocation, length = counter_allocation(masked, usable, weights)
+        columns["counter_self_factor"] = allocation / half_hour_wh
+        columns["gap_length"] = length
+    matrix = np.stack([columns[name].reshape(-1) for name in ESTIMATE_FEATURES], axis=1)
+    out: FloatArray = np.nan_to_num(matrix, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GapEstimator:
+    """Two quantile regressions: ``share`` predicts the lower quantile of (true self-consumed /
+    its register-proven allocation) where the registers bound the gap, capped at 1 so that a
+    gap's estimates never add up to more than its registers prove; ``plain`` predicts the lower
+    quantile of the self-consumed capacity factor where they do not."""
+
+    share: HistGradientBoostingRegressor
+    plain: HistGradientBoostingRegressor
+    quantile: float
+    version: str
+
+    def estimate_wh(self, window: Window, usable: BoolArray, targets: BoolArray) -> FloatArray:
+        """Estimates [Wh, whole] for the ``targets`` intervals (others NaN)."""
+        out = np.full(targets.shape, np.nan)
+        if not targets.any():
+            return out
+        rows = estimate_features(window, usable)[targets.reshape(-1)]
+        half_hour_wh = np.broadcast_to(window.capacity_w[:, None, None] / 2.0, targets.shape)
+        allocation = rows[:, COUNTER] * half_hour_wh[targets]
+        proven = rows[:, COUNTER] >= 0
+        predicted = np.zeros(len(rows))
+        if proven.any():
+            share = np.clip(self.share.predict(rows[proven]), 0.0, 1.0)
+            predicted[proven] = allocation[proven] * share
+        if (~proven).any():
+            blank = rows[~proven].copy()
+            blank[:, COUNTER] = -1.0
+            predicted[~proven] = self.plain.predict(blank) * half_hour_wh[targets][~proven]
+        capped = np.clip(predicted, 0.0, window.bound[targets])
+        out[targets] = np.floor(capped)
+        return out
+
+    def estimates(self, window: Window, usable: BoolArray, targets: BoolArray) -> list[Estimate]:
+        values = self.estimate_wh(window, usable, targets)
+        found: list[Estimate] = []
+        for n, d, i in zip(*np.nonzero(targets), strict=True):
+            found.append(
+                Estimate(
+                    window.devices[int(n)].device_id,
+                    window.interval_start_s(int(d), int(i)),
+                    int(values[n, d, i]),
+                    self.quantile,
+                    round(1.0 - self.quantile, 6),
+                    self.version,
+                )
+            )
+        return found
+
+
+def synthetic_gaps(usable: BoolArray, rng: np.random.Generator) -> BoolArray:
+    """Runs of 1-12 usable intervals to hide, about one per device-day, for training."""
+    hidden = np.zeros(usable.shape, dtype=bool)
+    devices, days, intervals = usable.shape
+    for n in range(devices):
+        for d in range(days):
+            start = int(rng.integers(0, intervals))
+            length = int(rng.integers(1, MAX_SYNTHETIC_GAP + 1))
+            hidden[n, d, start : start + length] = True
+    out: BoolArray = hidden & usable
+    return out
+
+
+def fit_estimator(
+    windows: list[tuple[Window, BoolArray]],
+    quantile: float = DEFAULT_QUANTILE,
+    version: str = "1",
+    seed: int = 0,
+) -> GapEstimator:
+    """Fit on runs of usable readings hidden as if they were gaps (``synthetic_gaps``): each
+    row's features leave the row's own day out of the device's history and its own reading out
+    of everything, so the model learns to estimate intervals it has not seen."""
+    rows: list[FloatArray] = []
+    targets: list[FloatArray] = []
+    half_hours_wh: list[FloatArray] = []
+    rng = np.random.default_rng([seed, 0x6A95])
+    for window, usable in windows:
+        half_hour_wh = window.capacity_w[:, None, None] / 2.0
+        target = self_consumed(window) / half_hour_wh
+        hidden = synthetic_gaps(usable, rng)
+        rows.append(estimate_features(window, usable & ~hidden)[hidden.reshape(-1)])
+        targets.append(target[hidden])
+        half_hours_wh.append(np.broadcast_to(half_hour_wh, hidden.shape)[hidden])
+    matrix = np.concatenate(rows)
+    target_factor = np.concatenate(targets)
+    half_hours = np.concatenate(half_hours_wh)
+    allocation_wh = matrix[:, COUNTER] * half_hours
+    proven = (matrix[:, COUNTER] >= 0) & (allocation_wh >= 1.0)
+    ratio = np.clip(target_factor[proven] * half_hours[proven] / allocation_wh[proven], 0.0, 2.0)
+    share = HistGradientBoostingRegressor(
+        loss="quantile", quantile=quantile, max_iter=200, random_state=seed
+    )
+    share.fit(matrix[proven], ratio)
+    blank = matrix.copy()
+    blank[:, COUNTER] = -1.0
+    plain = HistGradientBoostingRegressor(
+        loss="quantile", quantile=quantile, max_iter=200, random_state=seed
+    )
+    plain.fit(blank, target_factor)
+    return GapEstimator(share, plain, quantile, version)
+
+
+def save_estimator(estimator: GapEstimator, path: Path, training: dict[str, object]) -> Path:
+    """Write the estimator (joblib) and its metadata (JSON, with the file's SHA-256)."""
+    model_path = path.with_suffix(".joblib")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(estimator, model_path)
+    meta = {
+        "format": ESTIMATOR_FORMAT,
+        "version": estimator.version,
+        "quantile": estimator.quantile,
+        "confidence": 1.0 - estimator.quantile,
+        "features": list(ESTIMATE_FEATURES),
+        "model_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "training": training,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return model_path
+
+
+def load_estimator(path: Path) -> GapEstimator:
+    model_path, meta_path = path.with_suffix(".joblib"), path.with_suffix(".json")
+    if not model_path.exists() or not meta_path.exists():
+        raise ModelError(f"no gap estimator at {path} (run `reco2 mrv train`)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != ESTIMATOR_FORMAT or meta.get("features") != list(ESTIMATE_FEATURES):
+        raise ModelError(f"{meta_path} is for other features: train again")
+    if hashlib.sha256(model_path.read_bytes()).hexdigest() != meta.get("model_sha256"):
+        raise ModelError(f"{model_path} does not match its metadata")
+    estimator = joblib.load(model_path)
+    if not isinstance(estimator, GapEstimator):
+        raise ModelError(f"{model_path} holds no gap estimator")
+    return estimator
