@@ -31,6 +31,7 @@ from reco2.node.keys import KeyFile, key_path
 from reco2.node.view import StateView, ViewError
 from reco2.views import records
 from reco2.web import serve as web_serve
+from reco2.web import users_cli as web_users
 
 app = typer.Typer(
     help="ReCO2: CO2-reduction value of self-consumed renewable energy, on a ledger and a market.",
@@ -50,6 +51,7 @@ app.command("issue-days")(meter.issue_days)
 app.command("agent")(echonet_command.agent)
 app.command("serve")(web_serve.serve)
 app.command("verify-statement")(web_serve.verify_statement)
+app.add_typer(web_users.app, name="web")
 
 
 @app.command()
