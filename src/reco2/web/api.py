@@ -76,7 +76,18 @@ def _utf8(value: str) -> str:
     return value
 
 
+def _place(code: str) -> str:
+    if not is_known_place(code):
+        raise ValueError(f"unknown place code {code!r}")
+    return code
+
+
 Id = Annotated[str, Field(pattern=ID_RE)]
+Place = Annotated[
+    str,
+    Field(pattern=PLACE_RE, description="A prefecture or a known municipality code."),
+    AfterValidator(_place),
+]
 Text = Annotated[str, AfterValidator(_utf8)]
 PathId = Annotated[str, Path(pattern=ID_RE)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="At most this many rows.")]
@@ -325,7 +336,7 @@ class BuyOrderIn(_In):
     price_sen_per_kg: int = Field(ge=1, le=MAX_PRICE_SEN_PER_KG, description="The limit.")
     all_or_none: bool = False
     sellers: list[Id] = Field(default=[], max_length=32)
-    places: list[Annotated[str, Field(pattern=PLACE_RE)]] = Field(default=[], max_length=32)
+    places: list[Place] = Field(default=[], max_length=32)
     sources: list[Source] = Field(default=[], max_length=5)
     period_from_s: int = Field(default=0, ge=0, le=MAX_TIME_S)
     period_to_s: int = Field(default=0, ge=0, le=MAX_TIME_S)
@@ -339,7 +350,7 @@ class SellOrderIn(_In):
     quantity_g: int = Field(ge=1, le=MAX_QUANTITY_G)
     price_sen_per_kg: int = Field(ge=1, le=MAX_PRICE_SEN_PER_KG, description="The minimum.")
     source: Source
-    place: str = Field(pattern=PLACE_RE, description="Prefecture or municipality code shown.")
+    place: Place
     all_or_none: bool = False
     name_public: bool = True
     buyers: list[Id] = Field(default=[], max_length=32)
@@ -480,6 +491,7 @@ _csrf_header = APIKeyHeader(
     description="The session's CSRF token (GET /api/v1/me), on every write.",
 )
 _REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not JSON."},
     401: {"model": ErrorOut, "description": "No session."},
     403: {"model": ErrorOut, "description": "Wrong or missing CSRF token, or the wrong role."},
     409: {"model": ReceiptOut, "description": "The ledger refused the transaction."},
@@ -768,9 +780,6 @@ def create_api(web: "Web") -> APIRouter:
     @router.post("/orders/buy", summary="Place a buy order (buyer)", responses=_REFUSED)
     async def place_buy(body: BuyOrderIn, session: Writer, response: Response) -> ReceiptOut:
         need(session, Role.buyer)
-        for place in body.places:
-            if not is_known_place(place):
-                raise HTTPException(422, f"unknown place code {place!r}")
         conditions = BuyConditions(
             list(body.sellers),
             list(body.places),
@@ -795,8 +804,6 @@ def create_api(web: "Web") -> APIRouter:
     )
     async def place_sell(body: SellOrderIn, session: Writer, response: Response) -> ReceiptOut:
         need(session, Role.prosumer, Role.buyer)
-        if not is_known_place(body.place):
-            raise HTTPException(422, f"unknown place code {body.place!r}")
         action = tx.PlaceSellOrder(
             body.order_id,
             body.quantity_g,
