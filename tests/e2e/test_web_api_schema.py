@@ -23,6 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Err
 
 from tests.e2e.web_api_client import ApiUser
 from tests.e2e.web_server import WebServer
@@ -53,6 +54,9 @@ def test_no_server_error_on_any_generated_input(server: WebServer) -> None:
     failures: list[str] = []
     operations = 0
     for result in api.get_all_operations():
+        if isinstance(result, Err):  # an operation the published OpenAPI cannot describe
+            failures.append(f"invalid schema: {result.err()}")
+            continue
         operation = result.ok()
         if operation.path in SKIP_PATHS:
             continue
