@@ -3,7 +3,7 @@
 An interval without a usable reading may be filled only where the programme's policy allows it
 (``EstimationPolicy.allow_estimates``, off by default), and only by a lower quantile of the
 self-consumed energy it probably had: a quantile regression (scikit-learn's gradient boosting
-with the quantile loss, ``quantile`` = 0.03 by default) on what is known without the interval:
+with the quantile loss, ``quantile`` = 0.05 by default) on what is known without the interval:
 
 ``neighbour_factor``      the neighbours' median capacity factor (generation) at that interval
 ``expected_factor``       the same times the device's usual day ratio to them (its own roof)
@@ -55,7 +55,7 @@ ESTIMATE_FEATURES: Final = (
     "counter_self_factor",
     "gap_length",
 )
-DEFAULT_QUANTILE: Final = 0.03
+DEFAULT_QUANTILE: Final = 0.05
 ESTIMATOR_FORMAT: Final = "reco2-gap-estimator/1"
 COUNTER: Final = ESTIMATE_FEATURES.index("counter_self_factor")
 #: Longest run of intervals hidden when training (the simulator's gaps are 1-12 intervals).
@@ -280,13 +280,23 @@ def fit_estimator(
     proven = (matrix[:, COUNTER] >= 0) & (allocation_wh >= 1.0)
     ratio = np.clip(target_factor[proven] * half_hours[proven] / allocation_wh[proven], 0.0, 2.0)
     share = HistGradientBoostingRegressor(
-        loss="quantile", quantile=quantile, max_iter=200, random_state=seed
+        loss="quantile",
+        quantile=quantile,
+        max_iter=100,
+        max_leaf_nodes=15,
+        min_samples_leaf=80,
+        random_state=seed,
     )
     share.fit(matrix[proven], ratio)
     blank = matrix.copy()
     blank[:, COUNTER] = -1.0
     plain = HistGradientBoostingRegressor(
-        loss="quantile", quantile=quantile, max_iter=200, random_state=seed
+        loss="quantile",
+        quantile=quantile,
+        max_iter=100,
+        max_leaf_nodes=15,
+        min_samples_leaf=80,
+        random_state=seed,
     )
     plain.fit(blank, target_factor)
     return GapEstimator(share, plain, quantile, version)

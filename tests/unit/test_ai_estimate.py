@@ -1,0 +1,193 @@
+"""Conservative gap estimates, reviewer releases and the screened day's quantification."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reco2.ai.estimate import (
+    Estimate,
+    EstimationPolicy,
+    GapEstimator,
+    counter_allocation,
+    load_estimator,
+    save_estimator,
+)
+from reco2.ai.evaluation import (
+    FleetSpec,
+    GapResult,
+    device_record,
+    estimate_gaps,
+    run_pipeline,
+    simulate,
+    train_estimator,
+)
+from reco2.ai.review import ReviewStore, sign_release, verify_release
+from reco2.ai.screened import FlaggedReading, build_screened_issuance, screen_day
+from reco2.ledger import tx
+from reco2.ledger.kinds import issue_value
+from reco2.ledger.outcome import Outcome
+from reco2.ledger.types import Participant, Role
+from reco2.mrv.readings import Reading, reading_hash, reading_id, self_consumed_wh
+from reco2.mrv.validation import DEFAULT_PIPELINE
+
+TRAIN = (
+    FleetSpec(seed=31, devices=30, days=12, fault_rate=0.04, drifts=0),
+    FleetSpec(seed=33, devices=30, days=12, fault_rate=0.04, drifts=0),
+)
+HELD_OUT = FleetSpec(seed=32, devices=30, days=12, fault_rate=0.04, drifts=0)
+
+
+@cache
+def estimator() -> GapEstimator:
+    return train_estimator(TRAIN)
+
+
+@cache
+def gaps() -> GapResult:
+    simulated = simulate(HELD_OUT)
+    return estimate_gaps(estimator(), simulated, run_pipeline(simulated, DEFAULT_PIPELINE))
+
+
+# ---- the small evaluation: the issue's thresholds --------------------------------------------
+
+
+def test_estimates_are_at_most_the_truth_in_95_percent_of_filled_intervals() -> None:
+    result = gaps()
+    assert result.filled >= 50
+    assert result.conservative_share >= 0.95, result
+
+
+def test_estimates_recover_at_least_60_percent_of_the_gaps_energy() -> None:
+    result = gaps()
+    assert result.recovered_share >= 0.60, result
+    assert result.estimated_wh <= result.truth_wh
+
+
+# ---- units -----------------------------------------------------------------------------------
+
+
+def test_the_registers_prove_a_gaps_energy_and_share_it_by_weight() -> None:
+    simulated = simulate(FleetSpec(seed=5, devices=6, days=2, fault_rate=0.0, drifts=0))
+    window = simulated.window()
+    usable = window.present.copy()
+    usable[0, 1, 20:24] = False  # hide four intervals
+    weights = np.ones(window.present.shape)
+    weights[0, 1, 20] = 3.0
+    allocation, length = counter_allocation(window, usable, weights)
+    truth = np.maximum(window.generation - window.export, 0)[0, 1, 20:24]
+    assert allocation[0, 1, 20:24].sum() == pytest.approx(truth.sum())
+    assert allocation[0, 1, 20] == pytest.approx(3 * allocation[0, 1, 21])
+    assert list(length[0, 1, 19:25]) == [0, 4, 4, 4, 4, 0]
+    assert np.isnan(allocation[usable]).all()
+
+
+def test_estimates_never_exceed_the_bound_nor_go_negative() -> None:
+    simulated = simulate(HELD_OUT)
+    window = simulated.window()
+    targets = window.present & (np.arange(48) % 5 == 0)[None, None, :]
+    values = estimator().estimate_wh(window, window.present & ~targets, targets)
+    assert (values[targets] >= 0).all()
+    assert (values[targets] <= window.bound[targets]).all()
+    assert np.isnan(values[~targets]).all()
+
+
+def test_a_saved_estimator_loads_and_refuses_tampering(tmp_path: Path) -> None:
+    path = save_estimator(estimator(), tmp_path / "gaps", {"fleets": [31, 33]})
+    assert load_estimator(tmp_path / "gaps").quantile == estimator().quantile
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(RuntimeError):
+        load_estimator(tmp_path / "gaps")
+
+
+# ---- the screened day ------------------------------------------------------------------------
+
+DAY = FleetSpec(seed=5, devices=6, days=2, fault_rate=0.0, drifts=0)
+AUTHORITY_SEED = bytes(range(32))
+PROSUMER_SEED = bytes(range(1, 33))
+
+
+def participants() -> dict[str, Participant]:
+    def participant(pid: str, seed: bytes, role: Role) -> Participant:
+        return Participant(pid, tx.public_key_of(seed), [role], pid, False, 0, 0)
+
+    return {
+        "reviewer": participant("reviewer", AUTHORITY_SEED, Role.aggregator),
+        "owner": participant("owner", PROSUMER_SEED, Role.prosumer),
+    }
+
+
+def a_day() -> tuple[list[Reading], list[bytes], int]:
+    simulated = simulate(DAY)
+    device_id = simulated.fleet.devices[0].device_id
+    start_s = simulated.fleet.day_start_s(1)
+    pairs = [
+        (r, raw)
+        for r, raw in zip(simulated.readings, simulated.raws, strict=True)
+        if r.device_id == device_id and start_s <= r.interval_start_s < start_s + 86_400
+    ]
+    return [r for r, _ in pairs], [raw for _, raw in pairs], start_s
+
+
+def test_a_flagged_reading_never_counts_without_a_valid_release() -> None:
+    readings, raws, _ = a_day()
+    flagged = FlaggedReading(readings[24], reading_hash(raws[24]))
+    accepted = readings[:24] + readings[25:]
+    rid = reading_id(flagged.reading.device_id, flagged.reading.interval_start_s)
+    off = EstimationPolicy()
+    day = screen_day(accepted, [flagged], {}, [], off)
+    assert flagged.reading not in day.measured and day.withheld == (rid,)
+    by_owner = sign_release(rid, flagged.hash, "1", "owner", PROSUMER_SEED)
+    assert verify_release(by_owner, participants().get) == "reviewer_not_allowed"
+    forged = sign_release(rid, flagged.hash, "1", "reviewer", PROSUMER_SEED)  # not its key
+    assert verify_release(forged, participants().get) == "bad_signature"
+    other_bytes = sign_release(rid, b"\1" * 32, "1", "reviewer", AUTHORITY_SEED)
+    assert verify_release(other_bytes, participants().get) == "ok"
+    assert (
+        flagged.reading not in screen_day(accepted, [flagged], {rid: other_bytes}, [], off).measured
+    )
+    release = sign_release(rid, flagged.hash, "1", "reviewer", AUTHORITY_SEED)
+    assert verify_release(release, participants().get) == "ok"
+    released = screen_day(accepted, [flagged], {rid: release}, [], off)
+    assert flagged.reading in released.measured and released.withheld == ()
+
+
+def test_estimates_fill_only_where_the_policy_allows_and_are_counted_apart() -> None:
+    readings, _, start_s = a_day()
+    device = device_record(simulate(DAY).fleet.devices[0])
+    measured = [r for r in readings if not 20 <= (r.interval_start_s - start_s) // 1_800 < 24]
+    estimates = [
+        Estimate(device.device_id, start_s + i * 1_800, 100, 0.05, 0.95, "1") for i in range(20, 24)
+    ]
+    assert EstimationPolicy().allow_estimates is False
+    without = screen_day(measured, [], {}, estimates, EstimationPolicy())
+    assert without.estimates == ()
+    day = screen_day(measured, [], {}, estimates, EstimationPolicy(allow_estimates=True))
+    action = build_screened_issuance(device, "b1", start_s, day, "2025")
+    assert action is not None
+    assert action.measured_intervals == 44 and action.estimated_intervals == 4
+    assert action.estimated_wh == 400
+    assert action.self_consumed_wh == sum(self_consumed_wh(r) for r in measured) + 400
+    assert issue_value.stateless(action) is Outcome.ok
+    # an estimate never replaces a measured reading
+    overlapping = [*estimates, Estimate(device.device_id, start_s, 5, 0.05, 0.95, "1")]
+    again = screen_day(measured, [], {}, overlapping, EstimationPolicy(allow_estimates=True))
+    assert len(again.estimates) == 4
+
+
+def test_the_review_store_keeps_flags_estimates_and_only_valid_releases(tmp_path: Path) -> None:
+    from reco2.ai.review import Flag
+
+    with ReviewStore(tmp_path / "review.sqlite") as store:
+        store.record_flags([Flag("d/1800", "d", 1_800, 0.93, "1")], at_s=10)
+        assert store.flags("d", 0, 3_600)[0].score == 0.93
+        store.record_estimates([Estimate("d", 3_600, 42, 0.05, 0.95, "1")], at_s=10)
+        assert store.estimates("d", 0, 7_200)[0].self_consumed_wh == 42
+        bad = sign_release("d/1800", b"\0" * 32, "1", "owner", PROSUMER_SEED)
+        assert store.record_release(bad, participants().get, at_s=11) == "reviewer_not_allowed"
+        good = sign_release("d/1800", b"\0" * 32, "1", "reviewer", AUTHORITY_SEED)
+        assert store.record_release(good, participants().get, at_s=11) == "ok"
+        assert store.releases() == [good]
