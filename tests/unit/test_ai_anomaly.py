@@ -17,10 +17,10 @@ from reco2.mrv.readings import reading_id
 from reco2.mrv.validation import DEFAULT_PIPELINE
 
 TRAIN = (
-    FleetSpec(seed=21, devices=24, days=10, fault_rate=0.04, drifts=4),
-    FleetSpec(seed=23, devices=24, days=10, fault_rate=0.04, drifts=4),
+    FleetSpec(seed=21, devices=30, days=12, fault_rate=0.04, drifts=4),
+    FleetSpec(seed=23, devices=30, days=12, fault_rate=0.04, drifts=4),
 )
-HELD_OUT = FleetSpec(seed=22, devices=24, days=10, fault_rate=0.04, drifts=4)
+HELD_OUT = FleetSpec(seed=22, devices=30, days=12, fault_rate=0.04, drifts=4)
 
 
 @cache
@@ -118,13 +118,21 @@ def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
     assert result.recall >= 0.95, result
 
 
-@pytest.mark.xfail(reason="not reached yet: copy and drift recall are below 0.95", strict=False)
+@pytest.mark.xfail(
+    reason="not reached on every held-out fleet: copy 0.82-0.95 (telling the copier from its "
+    "source), drift 0.80-0.97",
+    strict=False,
+)
 @pytest.mark.parametrize("kind", ["copy", "drift"])
 def test_held_out_recall_of_copy_and_drift_is_at_least_0_95(kind: str) -> None:
     result = next(k for k in detection().kinds if k.kind == kind)
     assert result.recall >= 0.95, result
 
 
-@pytest.mark.xfail(reason="not reached on every held-out fleet yet (0.003-0.016)", strict=False)
+@pytest.mark.xfail(
+    reason="not reached on every held-out fleet: 0.0005-0.016, mostly copy sources flagged "
+    "instead of their copiers",
+    strict=False,
+)
 def test_held_out_false_positive_rate_is_at_most_0_01_per_interval() -> None:
     assert detection().false_positive_rate <= 0.01

@@ -20,6 +20,7 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``day_deviation_before``  the same for the day before (a drift persists, a cloud does not)
 ``day_deviation_lagged``  the same against the days at least ``LAG_DAYS`` before
 ``day_deviation_reference`` the same against the window's first ``REFERENCE_DAYS`` days
+``day_deviation_reference_3d`` its mean over the day and the 2 before (a drift persists)
 ``day_trend``             slope of the day log ratio over the last 5 days [per day]
 ``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
 ``copy_share``            share of the day's generating intervals whose numbers (generation,
@@ -56,6 +57,7 @@ FEATURES: Final = (
     "day_deviation_before",
     "day_deviation_lagged",
     "day_deviation_reference",
+    "day_deviation_reference_3d",
     "day_trend",
     "neighbour_day_factor",
     "copy_share",
@@ -133,6 +135,18 @@ def reference(per_day: FloatArray, days: int) -> FloatArray:
             known = values[n][np.isfinite(values[n])]
             if len(known):
                 out[n, d] = float(np.median(known))
+    return out
+
+
+def rolling_mean(per_day: FloatArray, span: int = 3) -> FloatArray:
+    """Per device and day d, the mean of the known values over days d - span + 1 .. d."""
+    out = np.full(per_day.shape, np.nan)
+    for d in range(per_day.shape[1]):
+        window = per_day[:, max(0, d - span + 1) : d + 1]
+        known = np.isfinite(window)
+        count = known.sum(axis=1)
+        total = np.where(known, window, 0.0).sum(axis=1)
+        out[:, d] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
 
 
@@ -361,6 +375,7 @@ def _interval_features(window: Window) -> FloatArray:
         "day_deviation_before": np.broadcast_to(before[:, :, None], shape),
         "day_deviation_lagged": np.broadcast_to(lagged[:, :, None], shape),
         "day_deviation_reference": np.broadcast_to(referenced[:, :, None], shape),
+        "day_deviation_reference_3d": np.broadcast_to(rolling_mean(referenced)[:, :, None], shape),
         "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
         **{

@@ -101,7 +101,12 @@ def fit(
 ) -> AnomalyModel:
     """Fit the classifier on feature rows and 0/1 labels (``training`` describes the data)."""
     estimator = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.1, max_leaf_nodes=31, random_state=seed
+        max_iter=150,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=100,
+        l2_regularization=1.0,
+        random_state=seed,
     )
     estimator.fit(matrix, labels)
     record = {
