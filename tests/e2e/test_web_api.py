@@ -188,3 +188,18 @@ def test_market_round_through_the_api(server: WebServer) -> None:
     assert history.status_code == 200, history.text
     keys = {entry["key"] for entry in history.json()["state"]}
     assert "retirement/api-ret-1" in keys and "batch/api-batch-1" in keys
+
+
+def test_audit_of_a_snapshot_while_the_node_runs(server: WebServer) -> None:
+    buyer = ApiUser(server, "buyer")
+    assert api(server).post("/audit").status_code == 401
+    assert buyer.post("/audit", {}, csrf="forged").status_code == 403
+    before = api(server).get("/audit").json()
+    assert buyer.post("/orders/buy", buy("api-audit-1")).json()["ok"]  # a block meanwhile
+    ran = buyer.post("/audit", {})
+    assert ran.status_code == 200, ran.text
+    run = ran.json()
+    assert run["ok"], run["problems"]
+    assert run["tip_height"] >= before["height"] and run["txs"] > 0
+    status = api(server).get("/audit").json()
+    assert status["last_audit"] == run

@@ -53,6 +53,7 @@ def test_no_server_error_on_any_generated_input(server: WebServer) -> None:
     api = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     failures: list[str] = []
     operations = 0
+    slow: dict[str, float] = {}
     for result in api.get_all_operations():
         if isinstance(result, Err):  # an operation the published OpenAPI cannot describe
             failures.append(f"invalid schema: {result.err()}")
@@ -62,6 +63,7 @@ def test_no_server_error_on_any_generated_input(server: WebServer) -> None:
             continue
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            began = time.monotonic()
             try:
                 exercise(operation, mode, buyer)
             except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
@@ -70,11 +72,18 @@ def test_no_server_error_on_any_generated_input(server: WebServer) -> None:
                 failures.append(
                     f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}"
                 )
+            slow[f"{operation.method.upper()} {operation.path} ({mode.value})"] = (
+                time.monotonic() - began
+            )
     buyer.close()
     elapsed = time.monotonic() - started
     print(
         f"\nschemathesis: {operations} operations x {MAX_EXAMPLES} examples x 2 modes "
         f"in {elapsed:.1f} s"
+    )
+    print(
+        "slowest:",
+        ", ".join(f"{k} {v:.1f} s" for k, v in sorted(slow.items(), key=lambda kv: -kv[1])[:5]),
     )
     assert operations >= 20, "the published OpenAPI lost its operations"
     assert not failures, "\n".join(failures)

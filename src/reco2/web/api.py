@@ -16,6 +16,11 @@ which name dependencies defined inside ``create_api``.)
 """
 
 import asyncio
+import pathlib
+import sqlite3
+import tempfile
+import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -46,7 +51,9 @@ from reco2.ledger.types import (
     ValueBatch,
 )
 from reco2.node import history
+from reco2.node.audit import audit
 from reco2.node.embedded import Receipt
+from reco2.node.store import DB_FILE
 from reco2.views import market
 from reco2.web import security
 from reco2.web.accounts import Session
@@ -65,6 +72,7 @@ MAX_PRICE_SEN_PER_KG = 10**9
 MAX_TIME_NS = 2**62
 MAX_TIME_S = 2**40
 PAGE_MAX = 1_000
+AUDIT_EVERY_S = 10
 
 
 def _utf8(value: str) -> str:
@@ -301,8 +309,24 @@ class FactorTableOut(BaseModel):
     published_height: int
 
 
+class AuditRunOut(BaseModel):
+    """A full audit (every signature, link, root, and the state replayed from genesis) of a
+    consistent snapshot of the ledger taken when it began."""
+
+    ok: bool
+    blocks: int
+    txs: int
+    state_rows: int
+    tip_height: int
+    tip_hash: str
+    problems: list[str] = Field(description="The first problems found (empty when ok).")
+    started_ns: int
+    duration_s: float
+
+
 class AuditOut(BaseModel):
-    """What a client needs to audit or verify against this node: the last block on disk."""
+    """What a client needs to audit or verify against this node: the last block on disk, and
+    the last audit this server ran (POST /api/v1/audit), if any."""
 
     chain_id: str
     height: int = Field(description="The last block on disk.")
@@ -311,6 +335,7 @@ class AuditOut(BaseModel):
     applied_height: int = Field(description="The last block applied (may not be on disk yet).")
     pending_blocks: int
     audit_command: str
+    last_audit: AuditRunOut | None
 
 
 class ReadingOut(BaseModel):
@@ -502,6 +527,7 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 def create_api(web: "Web") -> APIRouter:
     """The /api/v1 routes over the web app's node and accounts."""
     router = APIRouter(prefix=PREFIX, tags=["api v1"])
+    audits = _Audits()
 
     def session_of(token: str | None) -> Session | None:
         return web.accounts.session(token) if token else None
@@ -685,7 +711,33 @@ def create_api(web: "Web") -> APIRouter:
             applied_height=applied,
             pending_blocks=max(0, applied - height),
             audit_command=f"reco2 audit -d DATA_DIR --trusted-hash {hash_.hex()}",
+            last_audit=audits.last,
         )
+
+    @router.post(
+        "/audit",
+        summary="Audit a snapshot of the ledger now (logged in; changes nothing)",
+        description=(
+            "Replays the chain from genesis and checks every signature, hash link, Merkle root "
+            "and the stored state. An audit begun in the last 10 s is answered instead."
+        ),
+        responses={
+            401: {"model": ErrorOut, "description": "No session."},
+            403: {"model": ErrorOut, "description": "Wrong or missing CSRF token."},
+            409: {"model": ErrorOut, "description": "An audit is running already."},
+        },
+    )
+    async def run_audit(session: Annotated[Session, Depends(writer)]) -> AuditRunOut:
+        last = audits.last
+        if last is not None and time.time_ns() - last.started_ns < AUDIT_EVERY_S * 10**9:
+            return last  # audits are costly: at most one every AUDIT_EVERY_S seconds
+        if not audits.lock.acquire(blocking=False):
+            raise HTTPException(409, "an audit is running already; see GET /api/v1/audit")
+        try:
+            audits.last = await run_in_threadpool(_audit_snapshot, web.config.data_dir)
+        finally:
+            audits.lock.release()
+        return audits.last
 
     @router.post(
         "/readings",
@@ -872,6 +924,41 @@ def create_api(web: "Web") -> APIRouter:
         return await act(session, action, response)
 
     return router
+
+
+class _Audits:
+    """The last audit this server ran, and the lock that lets one run at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: AuditRunOut | None = None
+
+
+def _audit_snapshot(data_dir: pathlib.Path) -> AuditRunOut:
+    """Audit a consistent copy of the ledger (SQLite's online backup), so blocks the node
+    writes meanwhile cannot make the stored state look different from the replay."""
+    started_ns, began = time.time_ns(), time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="reco2-audit-") as tmp:
+        copy = pathlib.Path(tmp)
+        source = sqlite3.connect(f"file:{data_dir / DB_FILE}?mode=ro", uri=True)
+        target = sqlite3.connect(copy / DB_FILE)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        report = audit(copy)
+    return AuditRunOut(
+        ok=report.ok,
+        blocks=report.blocks,
+        txs=report.txs,
+        state_rows=report.state_rows,
+        tip_height=report.blocks - 1,
+        tip_hash=report.tip_hash.hex(),
+        problems=[str(p) for p in report.problems[:20]],
+        started_ns=started_ns,
+        duration_s=round(time.perf_counter() - began, 3),
+    )
 
 
 def _same(a: str, b: str) -> bool:
