@@ -78,7 +78,7 @@ def test_buy_meets_standing_rule_live_then_statement_verifies(
     buyer.fill("#buy-form input[name=quantity_kg]", "5")
     buyer.fill("#buy-form input[name=price_yen_per_kg]", "4")
     buyer.select_option("#buy-form select[name=prefecture]", "07")
-    buyer.fill("#buy-form input[name=municipality]", "072010")  # 福島市, not S2's 郡山市
+    buyer.select_option("#buy-form select[name=municipality]", "072010")  # 福島市, not S2's 郡山市
     buyer.click("#buy-form button[type=submit]")
     expect(buyer.locator("#result")).to_have_class("ok", timeout=WAIT_MS)
     expect(buyer.locator("#my-orders")).to_contain_text(order_id)

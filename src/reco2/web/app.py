@@ -27,15 +27,13 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reco2.ledger import tx
-from reco2.ledger.municipalities import PREFECTURE_NAMES
-from reco2.ledger.places import is_known_place
 from reco2.ledger.state import State
-from reco2.ledger.types import BuyConditions, Purpose, Retirement, Role, Source, Trade
+from reco2.ledger.types import Purpose, Retirement, Role, Trade
 from reco2.node.embedded import Node, Receipt
 from reco2.node.server import create_app as create_node_app
-from reco2.scenario.model import ScenarioError, kg_to_g, yen_to_sen
+from reco2.scenario.model import ScenarioError, kg_to_g
 from reco2.views import market
-from reco2.web import i18n, pages_audit, pages_devices, security, statement
+from reco2.web import i18n, pages_audit, pages_devices, pages_orders, security, statement
 from reco2.web.accounts import Accounts, Session
 from reco2.web.api import create_api
 from reco2.web.feed import MarketFeed
@@ -235,6 +233,7 @@ def create_app(node: Node, accounts: Accounts, config: WebConfig) -> FastAPI:
     kit = PageKit(web, page, require_page, require_write, done)
     pages_devices.install(app, kit)
     pages_audit.install(app, kit)
+    pages_orders.install(app, kit)
 
     # ---- public pages -----------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -341,67 +340,6 @@ def create_app(node: Node, accounts: Accounts, config: WebConfig) -> FastAPI:
             "roles": [r.value for r in web.roles(session.participant_id)],
             "csrf_token": session.csrf_token,
         }
-
-    # ---- orders and sell rules --------------------------------------------------------
-    @app.get("/orders", response_class=HTMLResponse, include_in_schema=False)
-    def orders_page(request: Request) -> HTMLResponse:
-        session = require_page(request)
-        pid = session.participant_id
-
-        def mine(state: State) -> dict[str, Any]:
-            buys = [market.buy_view(state, o) for o in state.book.buys.values() if o.owner == pid]
-            sells = [
-                market.sell_view(state, o) for o in state.book.sells.values() if o.owner == pid
-            ]
-            devices = [
-                d.device_id
-                for d in (state.device(k.decode().split("/", 1)[1]) for k in _device_keys(state))
-                if d is not None and d.owner == pid
-            ]
-            return {"my_buys": buys, "my_sells": sells, "devices": devices}
-
-        return page(
-            request,
-            "orders.html",
-            **web.read(mine),
-            roles=[r.value for r in web.roles(pid)],
-            prefectures=sorted(PREFECTURE_NAMES.items()),
-            sources=[s.value for s in Source],
-            source_ja=market.SOURCE_JA,
-            new_id=f"web-{uuid.uuid4().hex[:16]}",
-            result=request.query_params.get("result"),
-        )
-
-    @app.post("/orders/buy", summary="Place a buy order (buyer; form fields; CSRF)")
-    async def place_buy(request: Request) -> Response:
-        session, form = await require_write(request, Role.buyer)
-        action = _buy_action(form)
-        return done("/orders", await web.act(session, action))
-
-    @app.post("/orders/{order_id}/cancel", summary="Cancel one of your orders (CSRF)")
-    async def cancel(request: Request, order_id: str) -> Response:
-        session, _ = await require_write(request, None)
-
-        def owner(state: State) -> str | None:
-            order = state.buy_order(order_id) or state.sell_order(order_id)
-            return None if order is None else order.owner
-
-        if web.read(owner) != session.participant_id:
-            raise HTTPException(404, "no such order of yours")
-        return done("/orders", await web.act(session, tx.CancelOrder(order_id)))
-
-    @app.post("/rules", summary="Set a standing sell rule (prosumer; CSRF)")
-    async def set_rule(request: Request) -> Response:
-        session, form = await require_write(request, Role.prosumer)
-        action = tx.SetSellRule(
-            _id(form.get("rule_id", "")),
-            _id(form.get("device_id", "")),
-            _fixed(yen_to_sen, form.get("price_yen_per_kg", "")),
-            form.get("name_public") == "on",
-            _fixed(kg_to_g, form.get("cap_kg", "")),
-            [],
-        )
-        return done("/orders", await web.act(session, action))
 
     # ---- my value, retirement and statements --------------------------------------------
     @app.get("/value", response_class=HTMLResponse, include_in_schema=False)
@@ -545,10 +483,6 @@ def _local(path: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") else "/board"
 
 
-def _device_keys(state: State) -> list[bytes]:
-    return [k for k, _ in state.records_with_prefix(b"device/")]
-
-
 def _id(value: str) -> str:
     if not ID_PATTERN.match(value):
         raise HTTPException(422, "ids are 1-64 letters, digits or ._:-")
@@ -570,23 +504,3 @@ def _fixed(parse: Callable[[str], int], value: str) -> int:
     if amount <= 0:
         raise HTTPException(422, "amounts must be positive")
     return amount
-
-
-def _buy_action(form: dict[str, str]) -> tx.PlaceBuyOrder:
-    place = form.get("municipality", "").strip() or form.get("prefecture", "").strip()
-    if place and not is_known_place(place):
-        raise HTTPException(422, f"unknown place code {place!r}")
-    sources = [form["source"]] if form.get("source") else []
-    try:
-        chosen = [Source(s) for s in sources]
-        conditions = BuyConditions([], [place] if place else [], chosen, 0, 0, "", False)
-    except ValueError:
-        raise HTTPException(422, "unknown source") from None
-    return tx.PlaceBuyOrder(
-        _id(form.get("order_id", "")),
-        _fixed(kg_to_g, form.get("quantity_kg", "")),
-        form.get("all_or_none") == "on",
-        _fixed(yen_to_sen, form.get("price_yen_per_kg", "")),
-        conditions,
-        0,
-    )
