@@ -96,7 +96,7 @@ def test_public_reads_never_name_an_undisclosed_seller(server: WebServer) -> Non
         readings = http.post(
             "/readings", content=b"\x90", headers={"content-type": "application/msgpack"}
         )
-        assert readings.status_code == 503 and "intake" in readings.json()["detail"]
+        assert readings.status_code == 200 and readings.json() == {"results": []}
     spec = httpx.get(f"{server.url}/openapi.json").json()
     schema = spec["paths"]["/api/v1/orders/buy"]["post"]
     assert set(schema["responses"]) >= {"200", "401", "403", "409", "413", "422"}

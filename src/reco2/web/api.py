@@ -21,13 +21,14 @@ import sqlite3
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from reco2.ingest import contract
 from reco2.ledger import tx
 from reco2.ledger.places import is_known_place
 from reco2.ledger.state import (
@@ -73,6 +74,9 @@ MAX_TIME_NS = 2**62
 MAX_TIME_S = 2**40
 PAGE_MAX = 1_000
 AUDIT_EVERY_S = 10
+MSGPACK_TYPES = frozenset(
+    {contract.CONTENT_TYPE, "application/x-msgpack", "application/vnd.msgpack"}
+)
 
 
 def _utf8(value: str) -> str:
@@ -339,9 +343,9 @@ class AuditOut(BaseModel):
 
 
 class ReadingOut(BaseModel):
-    reading_id: str | None
-    status: str
-    reasons: list[str]
+    reading_id: str | None = Field(description="null when the bytes do not decode.")
+    status: Literal["accepted", "duplicate", "rejected"]
+    reasons: list[str] = Field(description="Why it was rejected, e.g. bad_signature.")
 
 
 class ReadingsOut(BaseModel):
@@ -742,41 +746,48 @@ def create_api(web: "Web") -> APIRouter:
     @router.post(
         "/readings",
         summary="Readings intake: a MessagePack batch of signed readings (machines)",
+        description=(
+            "The body is a MessagePack array of byte strings, each one signed reading "
+            f"(at most {contract.MAX_BATCH_READINGS} readings and {contract.MAX_BATCH_BYTES} "
+            "bytes). The answer comes once every reading is durably stored, one result per "
+            "reading in body order: `accepted`, `duplicate` (the same signed bytes were "
+            "accepted before: sending a batch again is safe) or `rejected` with the reasons. "
+            "The meter's signature is the credential: no session is needed."
+        ),
         responses={
             400: {"model": ErrorOut, "description": "The body is not a batch of readings."},
             413: {"model": ErrorOut, "description": "Too many readings or bytes."},
             415: {"model": ErrorOut, "description": "Not application/msgpack."},
-            503: {"model": ErrorOut, "description": "No intake engine here, or it failed."},
+            503: {"model": ErrorOut, "description": "No intake here, or the store failed."},
         },
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/msgpack": {"schema": {"type": "string", "format": "binary"}}
+                    contract.CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}
                 },
             }
         },
     )
     async def readings(request: Request) -> ReadingsOut:
-        from reco2.ingest import contract
-        from reco2.ingest.engine import IntakeEngine
-
-        engine = getattr(request.app.state, "intake", None)
-        if not isinstance(engine, IntakeEngine):
+        engine = web.intake
+        if engine is None:
             raise HTTPException(
                 503,
-                "no readings intake on this server: send readings to the intake service "
-                "(reco2 intake), or start the server with an intake engine",
+                "no readings intake on this server (started with --no-intake): send readings "
+                "to the intake service (reco2 intake)",
             )
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != contract.CONTENT_TYPE:
-            raise HTTPException(415, f"send {contract.CONTENT_TYPE}")
+        if media_type not in MSGPACK_TYPES:
+            raise HTTPException(415, f"send {contract.CONTENT_TYPE}, not {media_type or 'nothing'}")
         try:
             raws = contract.decode_batch(await request.body())
         except contract.BatchError as exc:
             raise HTTPException(400, str(exc)) from None
         if len(raws) > contract.MAX_BATCH_READINGS:
-            raise HTTPException(413, f"at most {contract.MAX_BATCH_READINGS} readings a request")
+            raise HTTPException(
+                413, f"{len(raws)} readings: at most {contract.MAX_BATCH_READINGS} a request"
+            )
         if not raws:
             return ReadingsOut(results=[])
         try:

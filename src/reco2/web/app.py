@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reco2.ingest import contract
+from reco2.ingest.engine import IntakeEngine
 from reco2.ledger import tx
 from reco2.ledger.state import State
 from reco2.ledger.types import Purpose, Retirement, Role, Trade
@@ -46,6 +48,9 @@ LOGIN_CSRF_COOKIE = "reco2_login_csrf"
 LANG_COOKIE = "lang"
 MAX_BODY_BYTES = 65_536
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a statement PDF on /verify
+READINGS_PATH = "/api/v1/readings"
+#: Larger bodies than the default, where a route needs them.
+BODY_LIMITS = {"/verify": MAX_UPLOAD_BYTES, READINGS_PATH: contract.MAX_BATCH_BYTES}
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -69,7 +74,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = MAX_UPLOAD_BYTES if scope["path"] == "/verify" else MAX_BODY_BYTES
+        limit = BODY_LIMITS.get(scope["path"], MAX_BODY_BYTES)
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                 await _too_large(send)
@@ -113,12 +118,20 @@ class WebConfig:
 
 
 class Web:
-    """What the routes share: the node, the accounts, the feed and one lock per signer."""
+    """What the routes share: the node, the accounts, the readings intake (when attached),
+    the feed and one lock per signer."""
 
-    def __init__(self, node: Node, accounts: Accounts, config: WebConfig) -> None:
+    def __init__(
+        self,
+        node: Node,
+        accounts: Accounts,
+        config: WebConfig,
+        intake: IntakeEngine | None = None,
+    ) -> None:
         self.node = node
         self.accounts = accounts
         self.config = config
+        self.intake = intake
         self.feed = MarketFeed(node)
         self._signer_locks: dict[str, asyncio.Lock] = {}
 
@@ -144,8 +157,10 @@ class Web:
         return await asyncio.wrap_future(pending)
 
 
-def create_app(node: Node, accounts: Accounts, config: WebConfig) -> FastAPI:
-    web = Web(node, accounts, config)
+def create_app(
+    node: Node, accounts: Accounts, config: WebConfig, intake: IntakeEngine | None = None
+) -> FastAPI:
+    web = Web(node, accounts, config, intake)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reco2.cli.common import console, err_console, fail
+
+if TYPE_CHECKING:
+    from reco2.ingest.devices import LedgerDevices
+    from reco2.ingest.engine import IntakeEngine
+    from reco2.mrv.store import ReadingsStore
+
+READINGS_FILE = "readings.sqlite"  # the default store of `reco2 intake` too
 
 
 def serve(
@@ -27,10 +34,25 @@ def serve(
         typer.Option(help="Send cookies without Secure (only behind plain HTTP off loopback)."),
     ] = False,
     block_ms: Annotated[int, typer.Option(help="Cut a block every N ms.")] = 20,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Readings store for POST /api/v1/readings: sqlite:///path/readings.sqlite "
+            "(default DIR/readings.sqlite) or postgresql://user@host:port/db.",
+            envvar="RECO2_STORE",
+        ),
+    ] = None,
+    intake: Annotated[
+        bool, typer.Option("--intake/--no-intake", help="Take signed readings at /api/v1/readings.")
+    ] = True,
 ) -> None:
-    """Start the API and the web app with the embedded node (OpenAPI at /docs)."""
+    """Start the API and the web app with the embedded node (API reference at /docs)."""
     import uvicorn
 
+    from reco2.ingest.devices import LedgerDevices, LedgerUnavailable
+    from reco2.ingest.engine import IntakeEngine
+    from reco2.mrv.store import StoreError, open_store
     from reco2.node.embedded import Node, NodeError
     from reco2.web import demo, security
     from reco2.web.accounts import Accounts
@@ -58,13 +80,31 @@ def serve(
             )
     elif not demo.has_chain(data_dir):
         fail(f"{data_dir} holds no chain: run `reco2 init` first, or pass --demo")
+    readings: ReadingsStore | None = None
+    devices: LedgerDevices | None = None
+    engine: IntakeEngine | None = None
+    if intake:
+        url = store or f"sqlite://{(data_dir / READINGS_FILE).absolute()}"
+        try:
+            readings = open_store(url)
+            devices = LedgerDevices(data_dir)
+        except (StoreError, LedgerUnavailable, OSError) as exc:
+            if readings is not None:
+                readings.close()
+            fail(f"cannot open the readings intake: {exc}")
+        engine = IntakeEngine(readings, devices).start()
     try:
         node = Node(data_dir, block_interval_ms=block_ms)
     except (NodeError, LookupError) as exc:
+        _close_intake(engine, readings, devices)
         fail(str(exc))
     node.start()
-    app = create_app(node, accounts, WebConfig(data_dir, secure_cookies=not insecure_cookies))
+    app = create_app(
+        node, accounts, WebConfig(data_dir, secure_cookies=not insecure_cookies), engine
+    )
     err_console.print(f"node on {data_dir} at height {node.height}")
+    if readings is not None:
+        err_console.print(f"readings intake into {readings.display_url}")
     print(f"serving http://{host}:{port}/board", flush=True)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
@@ -72,8 +112,20 @@ def serve(
     try:
         uvicorn.Server(config).run()
     finally:
+        _close_intake(engine, readings, devices)  # stores what was queued first
         node.stop()
         accounts.close()
+
+
+def _close_intake(
+    engine: IntakeEngine | None, readings: ReadingsStore | None, devices: LedgerDevices | None
+) -> None:
+    if engine is not None:
+        engine.stop()
+    if readings is not None:
+        readings.close()
+    if devices is not None:
+        devices.close()
 
 
 def verify_statement(
