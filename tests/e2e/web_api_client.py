@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
+import subprocess
 from typing import Any
 
 import httpx
 
+from reco2.node.keys import key_path
+from tests.e2e.harness import RECO2, cli_env
 from tests.e2e.web_server import WebServer
+
+
+def add_user(server: WebServer, username: str, participant_id: str) -> None:
+    """A web login for a participant whose key file is in the data directory, made with
+    `reco2 web add-user` while the server runs; the server's ``users`` learns the password."""
+    password = secrets.token_urlsafe(12)
+    key_file = key_path(server.data_dir, participant_id)
+    proc = subprocess.run(
+        [str(RECO2), "web", "add-user", username, "--participant", participant_id,
+         "--key-file", str(key_file), "-d", str(server.data_dir), "--password-stdin"],
+        input=password + "\n", capture_output=True, text=True, env=cli_env(), timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    server.users[username] = (password, participant_id)
 
 
 def login_cookie(server: WebServer, username: str) -> str:

@@ -3,19 +3,22 @@
 Reads are public and never name an undisclosed seller: orders and trades go through
 ``views.market``; batches and devices of a participant who does not disclose their name show
 ``"undisclosed"`` as the owner, and only participants who disclose their names are listed.
-A batch's history carries signed transactions (which name their signer), so it is public only
-for disclosed owners, and otherwise shown to the owner, a holder or its aggregator.
+A batch's history carries signed transactions and raw records (which name the true
+participants), so it is public only when it names no hidden one (``privacy``), and otherwise
+shown to the authority and to those who know them already.
 
 Writes need the session cookie and the session's CSRF token in ``X-CSRF-Token``; each checks the
 participant's role before the server signs the transaction with the custodied key, and answers
 with the ledger's receipt once the block is on disk (200 when applied, 409 when the ledger
-refused it). Machines sign their own transactions and send them to ``/node/v1/txs``.
+refused it). Machines sign their own transactions and send them to ``/node/v1/txs``, and
+their meters' signed readings to ``/api/v1/readings``.
 
 (No ``from __future__ import annotations`` here: FastAPI resolves the routes' annotations,
 which name dependencies defined inside ``create_api``.)
 """
 
 import asyncio
+import base64
 import pathlib
 import sqlite3
 import tempfile
@@ -56,7 +59,7 @@ from reco2.node.audit import audit
 from reco2.node.embedded import Receipt
 from reco2.node.store import DB_FILE
 from reco2.views import market
-from reco2.web import security
+from reco2.web import privacy, security
 from reco2.web.accounts import Session
 
 if TYPE_CHECKING:
@@ -647,36 +650,31 @@ def create_api(web: "Web") -> APIRouter:
         "/batches/{batch_id}/history",
         summary="A batch's history from issuance to retirement, with Merkle proofs",
         responses={
-            403: {"model": ErrorOut, "description": "The owner is undisclosed; log in."},
+            403: {
+                "model": ErrorOut,
+                "description": "The history names an undisclosed participant; log in.",
+            },
             404: {"model": ErrorOut, "description": "No such batch on disk yet."},
         },
     )
     async def batch_history(
         batch_id: PathId, token: Annotated[str | None, Depends(_session_cookie)] = None
     ) -> HistoryOut:
-        def who(state: State) -> tuple[bool, set[str]] | None:
-            b = state.batch(batch_id)
-            if b is None:
-                return None
-            holders = {b.owner, b.aggregator}
-            prefix = f"holding/{batch_id}/".encode()
-            holders |= {k[len(prefix) :].decode() for k, _ in state.records_with_prefix(prefix)}
-            return _public(state, b.owner), holders
-
-        found: tuple[bool, set[str]] | None = web.read(who)
-        if found is None:
+        session = session_of(token)
+        viewer = None if session is None else session.participant_id
+        if web.read(lambda state: state.batch(batch_id)) is None:
             raise HTTPException(404, "no such batch")
-        public, allowed = found
-        if not public:
-            session = session_of(token)
-            if session is None or session.participant_id not in allowed:
-                raise HTTPException(
-                    403, "the owner of this batch is undisclosed: log in as its owner or a holder"
-                )
         try:
             bundle = await run_in_threadpool(history.build, web.config.data_dir, batch_id)
         except LookupError:
             raise HTTPException(404, "the batch is not on disk yet; try again") from None
+        txs = [base64.b64decode(entry["tx"]) for entry in bundle["transactions"]]
+        if not web.read(lambda state: privacy.may_see_history(state, batch_id, txs, viewer)):
+            raise HTTPException(
+                403,
+                "this history names a participant who does not disclose their name (the owner, "
+                "a holder or a seller): it is shown to the authority and to those who know them",
+            )
         return HistoryOut.model_validate(bundle)
 
     @router.get("/retirements", summary="Retirements (償却): who retired what, for whom and why")

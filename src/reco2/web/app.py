@@ -3,12 +3,14 @@
 People log in; every state change they make is a ledger transaction the server signs with
 their custodied key, after checking the session, the CSRF token and the participant's role.
 Public reads (the board, trades, the SSE feed, verification) never show an undisclosed seller.
-The node's own machine API (signed transactions, status, nonces, proofs) is mounted at /node.
+The node's own machine API (signed transactions, status, nonces) is mounted at /node; its raw
+state read (any record with its proof, true owners included) answers the authority only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,9 +18,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reco2.ingest import contract
 from reco2.ingest.engine import IntakeEngine
-from reco2.ledger import tx
+from reco2.ledger import merkle, tx
 from reco2.ledger.state import State
 from reco2.ledger.types import Purpose, Retirement, Role, Trade
 from reco2.node.embedded import Node, Receipt
@@ -178,7 +180,6 @@ def create_app(
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["jst"] = _jst
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.mount("/node", create_node_app(node))
     app.include_router(create_api(web))
     app.add_middleware(BodyLimit)
 
@@ -468,6 +469,43 @@ def create_app(
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse(outcome, status_code=200 if outcome["ok"] else 422)
         return page(request, "verify.html", outcome=outcome, status=200 if outcome["ok"] else 422)
+
+    # ---- the node's machine API -------------------------------------------------------
+    @app.get(
+        "/node/v1/state",
+        summary="A raw ledger record with its Merkle proof (the registry authority only)",
+        description=(
+            "Raw records name the true participants, hidden sellers too, and any key may be "
+            "asked for; so this read needs the session of a participant with the authority "
+            "role. The public reads the market through /api/v1, and a batch's history with "
+            "proofs at /api/v1/batches/{batch_id}/history."
+        ),
+        responses={
+            401: {"description": "No session."},
+            403: {"description": "Not the authority."},
+        },
+    )
+    def raw_state(
+        request: Request, key: Annotated[str, Query(min_length=1, max_length=512)]
+    ) -> dict[str, Any]:
+        found = session_of(request)
+        if found is None:
+            raise HTTPException(401, "raw state is for the registry authority: log in")
+        if Role.authority not in web.roles(found[1].participant_id):
+            raise HTTPException(
+                403, "raw state names hidden sellers: only the registry authority may read it"
+            )
+        result = node.query(key.encode())
+        return {
+            "key": key,
+            "value": None if result.value is None else base64.b64encode(result.value).decode(),
+            "proof_ops": merkle.proof_ops_to_json(result.proof_ops),
+            "height": result.height,
+            "state_root": result.state_root.hex(),
+        }
+
+    # After every route of its own: /node/v1/state above answers before the node's.
+    app.mount("/node", create_node_app(node))
 
     @app.exception_handler(_Redirect)
     async def redirect(_: Request, exc: _Redirect) -> Response:

@@ -1,0 +1,81 @@
+"""Who a raw view of the ledger would name against their choice.
+
+The market's views (``views.market``) show ``undisclosed`` for a hidden seller, but raw records
+and signed transactions name the true participant: a sell order or sell rule placed with the
+name hidden, a trade whose seller is hidden, a holding or batch of a participant who does not
+disclose their name at all. A batch's history (its transactions and state with proofs) can
+only be shown whole, so it is public only when it names none of them; otherwise it goes to
+those who know them already (see ``may_see_history``). Raw state reads are for the registry
+authority alone (``app``): any key may name anyone.
+"""
+
+from __future__ import annotations
+
+from reco2.ledger import tx
+from reco2.ledger.state import HOLDING, SELL_ORDER, TRADE, State
+from reco2.ledger.types import Role, SellOrder, Trade
+
+
+def disclosed(state: State, participant_id: str) -> bool:
+    participant = state.participant(participant_id)
+    return participant is not None and participant.name_public
+
+
+def hidden_in_history(state: State, batch_id: str, txs: list[bytes]) -> set[str]:
+    """The participants a batch's history (its signed transactions ``txs`` and the records
+    of the batch, its holdings and trades) names who chose not to be named there."""
+    batch = state.batch(batch_id)
+    if batch is None:
+        return set()
+    hidden: set[str] = set()
+    if not disclosed(state, batch.owner):
+        hidden.add(batch.owner)
+    prefix = HOLDING + batch_id.encode() + b"/"
+    for key, _ in state.records_with_prefix(prefix):
+        holder = key[len(prefix) :].decode()
+        if not disclosed(state, holder):
+            hidden.add(holder)
+    for _, order in state.records_with_prefix(SELL_ORDER):
+        if (
+            isinstance(order, SellOrder)
+            and not order.name_public
+            and any(lot.batch_id == batch_id for lot in order.lots)
+        ):
+            hidden.add(order.owner)
+    for _, trade in state.records_with_prefix(TRADE):
+        if (
+            isinstance(trade, Trade)
+            and not trade.seller_public
+            and any(lot.batch_id == batch_id for lot in trade.lots)
+        ):
+            hidden.add(trade.seller)
+    for raw in txs:
+        decoded = tx.decode(raw, len(raw))
+        if not isinstance(decoded, tx.DecodedTx):
+            continue  # the history's own check refuses it
+        signer, action = decoded.body.signer, decoded.body.action
+        named_hidden = isinstance(action, tx.PlaceSellOrder | tx.SetSellRule) and not (
+            action.name_public
+        )
+        if named_hidden or not disclosed(state, signer):
+            hidden.add(signer)
+    return hidden
+
+
+def may_see_history(state: State, batch_id: str, txs: list[bytes], viewer: str | None) -> bool:
+    """Whether ``viewer`` (a participant id, None for the public) may see the whole history:
+    anyone when it names no hidden participant; else the authority, or a viewer who knows
+    every hidden one already (itself; the owner, for the batch's aggregator)."""
+    hidden = hidden_in_history(state, batch_id, txs)
+    if not hidden:
+        return True
+    if viewer is None:
+        return False
+    participant = state.participant(viewer)
+    if participant is not None and Role.authority in participant.roles:
+        return True
+    batch = state.batch(batch_id)
+    known = {viewer}
+    if batch is not None and viewer == batch.aggregator:
+        known.add(batch.owner)
+    return hidden <= known
