@@ -78,3 +78,28 @@ def test_audit_trail_proof_is_checked(server: WebServer, browser: Browser) -> No
     expect(buyer.locator("#trail-status .check")).to_have_attribute("data-checked", "yes")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     buyer.screenshot(path=str(ARTIFACTS / "web-audit-trail.png"), full_page=True)
+
+
+def test_api_reference_at_docs_works_under_the_csp(server: WebServer, browser: Browser) -> None:
+    """/docs is linked from every page, so it must work with the app's Content-Security-Policy
+    (a CDN-loaded Swagger UI is blocked by it): no CSP violation, every operation listed."""
+    page = browser.new_context(base_url=server.url).new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto("/board?lang=en")
+    page.click("nav a[href='/docs']")
+    expect(page).to_have_url(f"{server.url}/docs", timeout=WAIT_MS)
+    expect(page.locator("#docs-title")).to_contain_text("ReCO2 web market")
+    spec = page.request.get("/openapi.json").json()
+    index = page.locator("#operations-index")
+    for path, item in spec["paths"].items():
+        for method in item:
+            expect(index).to_contain_text(f"{method.upper()} {path}")
+    buy = page.locator("section.operation", has_text="POST /api/v1/orders/buy")
+    expect(buy.locator("a[href='#schema-BuyOrderIn']")).to_be_visible()
+    expect(buy).to_contain_text("409")
+    page.click("#openapi-link")
+    expect(page).to_have_url(f"{server.url}/openapi.json", timeout=WAIT_MS)
+    assert not problems, problems
+    assert "'self'" in page.request.get("/docs").headers["content-security-policy"]

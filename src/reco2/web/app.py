@@ -37,7 +37,16 @@ from reco2.node.embedded import Node, Receipt
 from reco2.node.server import create_app as create_node_app
 from reco2.scenario.model import ScenarioError, kg_to_g
 from reco2.views import market
-from reco2.web import i18n, pages_audit, pages_devices, pages_orders, security, statement
+from reco2.web import (
+    i18n,
+    pages_audit,
+    pages_devices,
+    pages_docs,
+    pages_orders,
+    privacy,
+    security,
+    statement,
+)
 from reco2.web.accounts import Accounts, Session
 from reco2.web.api import create_api
 from reco2.web.feed import MarketFeed
@@ -134,6 +143,7 @@ class Web:
         self.accounts = accounts
         self.config = config
         self.intake = intake
+        self.redact = privacy.Redactor(security.load_or_create_secret(config.data_dir))
         self.feed = MarketFeed(node)
         self._signer_locks: dict[str, asyncio.Lock] = {}
 
@@ -175,6 +185,8 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Market board, orders, value and retirement statements (issue 6).",
+        docs_url=None,  # Swagger UI and ReDoc need a CDN and inline scripts: see pages_docs
+        redoc_url=None,
     )
     app.state.web = web
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -250,6 +262,7 @@ def create_app(
     pages_devices.install(app, kit)
     pages_audit.install(app, kit)
     pages_orders.install(app, kit)
+    pages_docs.install(app, kit)
 
     # ---- public pages -----------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -259,8 +272,8 @@ def create_app(
     def board_context() -> dict[str, Any]:
         def snapshot(state: State) -> dict[str, Any]:
             return {
-                "book": market.book(state),
-                "trades": list(reversed(market.trades(state))),
+                "book": web.redact.book(market.book(state)),
+                "trades": list(reversed(web.redact.trades(market.trades(state)))),
                 "height": web.node.height,
             }
 
@@ -284,11 +297,11 @@ def create_app(
 
     @app.get("/api/book", summary="The public book (hidden sellers undisclosed)")
     def api_book() -> dict[str, Any]:
-        return web.read(market.book)
+        return web.redact.book(web.read(market.book))
 
     @app.get("/api/trades", summary="Every trade (hidden sellers undisclosed)")
     def api_trades() -> list[dict[str, Any]]:
-        return web.read(market.trades)
+        return web.redact.trades(web.read(market.trades))
 
     # ---- login ------------------------------------------------------------------------
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
