@@ -114,6 +114,18 @@ def test_history_of_value_sold_under_a_hidden_name(server: WebServer, hidden_sal
     buyer, seller = ApiUser(server, "buyer"), ApiUser(server, "seller")
     registry = ApiUser(server, "registry")
     public = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+    # Nothing public says which batch (so which device and owner) the hidden sale drew from:
+    # not the batches, not the issuing transaction, not the rule-listed order's id.
+    issue_tx = public.get("/batches/hidden-batch-1").json()["issue_tx"]
+    for url in (f"{server.url}/api/v1/trades?limit=1000", f"{server.url}/api/trades"):
+        listed = httpx.get(url).json()
+        mine = [t for t in listed if t["trade_seq"] == hidden_sale]
+        assert mine and mine[0]["batches"] == [] and mine[0]["tx_hash"] == "", url
+        assert mine[0]["sell_order"].startswith("hidden-rule-1~"), mine
+        assert "hidden-batch-1" not in str(listed) and issue_tx not in str(listed), url
+    board = httpx.get(f"{server.url}/fragments/board").text
+    assert mine[0]["sell_order"] in board and "hidden-batch-1" not in board
+
     path = "/batches/hidden-batch-1/history"
     refused = public.get(path)
     assert refused.status_code == 403 and "web-seller" not in refused.text
@@ -122,6 +134,12 @@ def test_history_of_value_sold_under_a_hidden_name(server: WebServer, hidden_sal
         shown = allowed.http.get(path)
         assert shown.status_code == 200, shown.text
         assert "trade/" in " ".join(entry["key"] for entry in shown.json()["state"])
+    # the audit trail page (any logged-in user) shows the hidden seller as 非公表
+    trail = httpx.get(
+        f"{server.url}/audit/hidden-batch-1?lang=en", headers={"cookie": buyer.cookie}, timeout=60
+    )
+    assert trail.status_code == 200 and "hidden-batch-1" in trail.text
+    assert "web-seller" not in trail.text and "福島ソーラー合同会社" not in trail.text
     # a batch whose history names nobody hidden stays public, with its proofs
     open_batch = next(
         b for b in public.get("/batches?limit=1000").json() if b["batch_id"].startswith("fuku")

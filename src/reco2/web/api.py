@@ -207,8 +207,10 @@ class TradeOut(BaseModel):
     quantity_g: int
     price_sen_per_kg: int
     value_sen: int
-    batches: list[tuple[str, int]] = Field(description="(batch_id, quantity_g) drawn.")
-    tx_hash: str
+    batches: list[tuple[str, int]] = Field(
+        description="(batch_id, quantity_g) drawn; empty when the seller is undisclosed."
+    )
+    tx_hash: str = Field(description='The transaction; "" when the seller is undisclosed.')
 
 
 class BatchOut(BaseModel):
@@ -613,12 +615,13 @@ def create_api(web: "Web") -> APIRouter:
 
     @router.get("/book", summary="The order book: 売り場 and 買い場 (undisclosed sellers hidden)")
     def book(limit: Limit = PAGE_MAX) -> BookOut:
-        view = web.read(market.book)
+        view = web.redact.book(web.read(market.book))
         return BookOut.model_validate({"sell": view["sell"][:limit], "buy": view["buy"][:limit]})
 
     @router.get("/trades", summary="Trades, oldest first (undisclosed sellers hidden)")
     def trades(limit: Limit = 100, offset: Offset = 0) -> list[TradeOut]:
-        return [TradeOut.model_validate(t) for t in _page(web.read(market.trades), limit, offset)]
+        rows = web.redact.trades(_page(web.read(market.trades), limit, offset))
+        return [TradeOut.model_validate(t) for t in rows]
 
     @router.get("/batches", summary="Issued value with its provenance")
     def batches(limit: Limit = 100, offset: Offset = 0) -> list[BatchOut]:

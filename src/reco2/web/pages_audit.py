@@ -1,5 +1,6 @@
-"""「監査証跡」 The audit trail page of any batch (logged-in users; undisclosed participants are
-shown as 非公表 to everyone but themselves). The checks are in ``audit``."""
+"""「監査証跡」 The audit trail page of any batch (logged-in users; undisclosed participants, and
+those who sold from the batch with their name hidden, are shown as 非公表 to everyone but
+themselves). The checks are in ``audit``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from reco2.ledger import tx
 from reco2.ledger.state import State
 from reco2.views import market
 from reco2.web import audit
@@ -39,20 +41,39 @@ def install(app: FastAPI, kit: PageKit) -> None:
             ids |= {e.signer for e in trail.events}
             ids |= {t.buyer for t in trail.trades} | {t.seller for t in trail.trades}
             ids |= {r.holder for r in trail.retirements}
+            # who sold here with the name hidden stays 非公表, even if disclosed elsewhere
+            hidden = {t.seller for t in trail.trades if not t.seller_public}
+            hidden |= {
+                e.signer
+                for e in trail.events
+                if isinstance(e.action, tx.PlaceSellOrder | tx.SetSellRule)
+                and not e.action.name_public
+            }
             shown = {}
             for pid in ids:
                 participant = state.participant(pid)
-                if participant is not None and (participant.name_public or pid == viewer):
+                public = participant is not None and participant.name_public and pid not in hidden
+                if participant is not None and (public or pid == viewer):
                     shown[pid] = f"{participant.display_name} ({pid})"
             return shown
 
         shown = web.read(names)
+
+        def key_shown(key: str, undisclosed: str) -> str:
+            """A holding's key names its holder: shown only when the holder's name is."""
+            table, _, rest = key.partition("/")
+            batch, _, holder = rest.rpartition("/")
+            if table == "holding" and holder and holder not in shown:
+                return f"{table}/{batch}/{undisclosed}"
+            return key
+
         return kit.render(
             request,
             "audit.html",
             trail=trail,
             batch_id=batch_id,
             names=shown,
+            key_shown=key_shown,
             place=market.place_name(trail.batch.municipality_code),
             describe=audit.describe,
             source_ja=market.SOURCE_JA,

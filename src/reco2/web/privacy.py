@@ -1,6 +1,7 @@
 """Who a raw view of the ledger would name against their choice.
 
-The market's views (``views.market``) show ``undisclosed`` for a hidden seller, but raw records
+The market's views (``views.market``) show ``undisclosed`` for a hidden seller (and leave out
+what would lead to it: ``Redactor``), but raw records
 and signed transactions name the true participant: a sell order or sell rule placed with the
 name hidden, a trade whose seller is hidden, a holding or batch of a participant who does not
 disclose their name at all. A batch's history (its transactions and state with proofs) can
@@ -11,9 +12,51 @@ authority alone (``app``): any key may name anyone.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from typing import Any
+
 from reco2.ledger import tx
+from reco2.ledger.market.rules import RULE_ORDER_SEPARATOR
 from reco2.ledger.state import HOLDING, SELL_ORDER, TRADE, State
 from reco2.ledger.types import Role, SellOrder, Trade
+from reco2.views.market import UNDISCLOSED
+
+
+class Redactor:
+    """Public views of the book and the trades with nothing that leads to a hidden seller.
+
+    Besides the seller (``undisclosed`` already), a hidden sale must not say which batch it
+    drew from, since a batch names its device and owner: a trade then shows no batches and no
+    transaction hash (a rule's sale happens in the batch's issuing transaction), and an order
+    a standing rule listed, whose id is ``<rule id>~<batch id>``, is shown under a stable
+    alias ``<rule id>~<keyed digest>`` (the owner sees the real id among its orders).
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"reco2 public order alias", hashlib.sha256).digest()
+
+    def order_id(self, order_id: str) -> str:
+        rule_id, sep, _ = order_id.partition(RULE_ORDER_SEPARATOR)
+        if not sep:
+            return order_id  # chosen by the seller, not derived from a batch
+        digest = hmac.new(self._key, order_id.encode(), hashlib.sha256).hexdigest()[:16]
+        return f"{rule_id}{sep}{digest}"
+
+    def book(self, view: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        sells = [
+            o | {"order_id": self.order_id(o["order_id"])} if o["seller"] == UNDISCLOSED else o
+            for o in view["sell"]
+        ]
+        return {**view, "sell": sells}
+
+    def trades(self, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            v | {"batches": [], "tx_hash": "", "sell_order": self.order_id(v["sell_order"])}
+            if v["seller"] == UNDISCLOSED
+            else v
+            for v in views
+        ]
 
 
 def disclosed(state: State, participant_id: str) -> bool:
