@@ -1,20 +1,26 @@
-"""A bounded load test of the web API on loopback: concurrent clients place buy orders through
-/api/v1 for a fixed time; every request must succeed and every acknowledged order must be on
-the ledger afterwards. Prints the throughput as a ratio to the node's in-process rate on the
-market benchmark's order stream, measured in the same run, and the p99 latency."""
+"""A bounded load test of the web API on loopback: several distinct buyers, each with its own
+participant, login and session, place buy orders through /api/v1 at once for a fixed time;
+every request must succeed and every acknowledged order must be on the ledger on disk as its
+buyer's. Prints the throughput as a ratio to the node's in-process rate on the market
+benchmark's order stream, measured in the same run, and the p99 latency."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from benchmarks.bench_web import inprocess_orders_per_s, missing_orders, report, web_load
+from benchmarks.bench_web import (
+    add_buyers,
+    inprocess_orders_per_s,
+    missing_orders,
+    report,
+    web_load,
+)
 
-from tests.e2e.web_api_client import ApiUser
 from tests.e2e.web_server import WebServer
 
 SECONDS = 10.0
-CLIENTS = 16
+USERS = 16
 INPROCESS_ORDERS = 4_000
 
 
@@ -28,14 +34,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
         web.stop()
 
 
-def test_concurrent_orders_through_the_api(server: WebServer) -> None:
+def test_concurrent_users_place_orders_through_the_api(server: WebServer) -> None:
     inprocess = inprocess_orders_per_s(INPROCESS_ORDERS)
-    buyer = ApiUser(server, "buyer")
-    api_url = f"{server.url}/api/v1"
-    result = web_load(api_url, buyer.headers, CLIENTS, SECONDS)
+    users = add_buyers(server.url, server.data_dir, USERS)
+    assert len({u.headers["cookie"] for u in users}) == USERS, "one session per user"
+    result = web_load(f"{server.url}/api/v1", users, SECONDS)
     print(f"\n{report(result, inprocess)}")
     assert not result.errors, result.errors[:5]
-    assert len(result.acknowledged) >= CLIENTS, "the load placed almost nothing"
-    lost = missing_orders(api_url, buyer.headers, result.acknowledged)
+    by_user = {pid: 0 for pid in (u.participant_id for u in users)}
+    for owner in result.acknowledged.values():
+        by_user[owner] += 1
+    assert all(count > 0 for count in by_user.values()), f"a user placed nothing: {by_user}"
+    lost = missing_orders(server.data_dir, result.acknowledged)
     assert not lost, f"{len(lost)} acknowledged orders are not on the ledger: {lost[:5]}"
-    buyer.close()
