@@ -130,10 +130,20 @@ def test_buy_meets_standing_rule_live_then_statement_verifies(
     expect(buyer.locator("#result")).to_have_class("ok", timeout=WAIT_MS)
     expect(buyer.locator("#retirements")).to_contain_text(retirement_id)
     with buyer.expect_download(timeout=WAIT_MS) as download_info:
-        buyer.locator("#retirements a", has_text="PDF").first.click()
+        buyer.locator("#retirements a[download]").first.click()
     pdf_path = ARTIFACTS / f"statement-{retirement_id}.pdf"
     download_info.value.save_as(pdf_path)
     assert pdf_path.read_bytes().startswith(b"%PDF-")
+    # the same statement as a page, which is what the screenshot shows
+    buyer.locator("#retirements a.statement-view").first.click()
+    statement = buyer.locator("#statement")
+    expect(statement).to_contain_text(retirement_id, timeout=WAIT_MS)
+    expect(statement).to_contain_text("5.000 kg-CO2")
+    expect(statement).to_contain_text("デモ買い手株式会社")
+    expect(statement).to_contain_text("福島県福島市")
+    statement_page_png = ARTIFACTS / "web-statement.png"
+    buyer.screenshot(path=str(statement_page_png), full_page=True)
+    buyer.goto("/value")
 
     # Anyone can verify it: on the verify page, and with the command line.
     verifier = browser.new_context(base_url=server.url).new_page()
@@ -148,4 +158,4 @@ def test_buy_meets_standing_rule_live_then_statement_verifies(
     buyer.screenshot(path=str(ARTIFACTS / "web-my-value.png"), full_page=True)
     proc = run_cli("verify-statement", pdf_path, "-d", server.data_dir)
     assert f"verified retirement {retirement_id}" in proc.stdout
-    print(f"\nartifacts: {board_png}, {statement_png}, {pdf_path}")
+    print(f"\nartifacts: {board_png}, {statement_page_png}, {statement_png}, {pdf_path}")

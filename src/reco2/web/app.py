@@ -433,14 +433,17 @@ def create_app(
         )
         return done("/value", await web.act(session, action))
 
-    @app.get("/statements/{retirement_id}.pdf", summary="A retirement statement (holder only)")
-    async def statement_pdf(request: Request, retirement_id: str) -> Response:
+    def own_retirement(request: Request, retirement_id: str) -> None:
         found = session_of(request)
         if found is None:
             raise HTTPException(401, "log in first")
         retirement = web.read(lambda state: state.retirement(retirement_id))
         if retirement is None or retirement.holder != found[1].participant_id:
             raise HTTPException(404, "no such retirement of yours")
+
+    @app.get("/statements/{retirement_id}.pdf", summary="A retirement statement (holder only)")
+    async def statement_pdf(request: Request, retirement_id: str) -> Response:
+        own_retirement(request, retirement_id)
         doc = await run_in_threadpool(statement.build, config.data_dir, retirement_id)
         pdf = await run_in_threadpool(statement.to_pdf, doc)
         return Response(
@@ -449,6 +452,20 @@ def create_app(
             headers={
                 "Content-Disposition": f'attachment; filename="statement-{retirement_id}.pdf"'
             },
+        )
+
+    @app.get("/statements/{retirement_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def statement_page(request: Request, retirement_id: str) -> HTMLResponse:
+        """The statement as a page (what the PDF says), with the PDF to download."""
+        own_retirement(request, retirement_id)
+        doc = await run_in_threadpool(statement.build, config.data_dir, retirement_id)
+        return page(
+            request,
+            "statement.html",
+            rows=statement.rows(doc),
+            retirement_id=retirement_id,
+            transactions=len(doc["history"]["transactions"]),
+            states=len(doc["history"]["state"]),
         )
 
     # ---- verification (public; changes nothing) -----------------------------------------

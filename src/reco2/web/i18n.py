@@ -57,7 +57,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "claimed_period": ("対象期間", "Claimed period"),
     "note": ("メモ", "Note"),
     "retirements": ("償却の記録", "Retirements"),
-    "statement": ("償却証明書 (PDF)", "Retirement statement (PDF)"),
+    "statement": ("償却証明書", "Retirement statement"),
     "yen": ("円の残高", "Yen balance"),
     "done": ("完了しました", "Done"),
     "failed": ("失敗しました", "Failed"),

@@ -179,31 +179,13 @@ def verify_against_ledger(statement: dict[str, Any], data_dir: Path) -> Verified
 
 
 # ---- the PDF ------------------------------------------------------------------------------
-def to_pdf(statement: dict[str, Any]) -> bytes:
+def rows(statement: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the statement says, as (label, value) lines: the PDF's and the web page's."""
     r = statement["retirement"]
     p = statement["provenance"]
-    pdf = FPDF(format="A4")
-    pdf.set_title(f"ReCO2 retirement statement {r['retirement_id']}")
-    pdf.set_creator("ReCO2")
-    font = next((f for f in FONT_CANDIDATES if f.exists()), None)
-    if font is not None:
-        pdf.add_font("jp", fname=str(font))
-        family = "jp"
-    else:  # no Japanese font installed: Latin text only, the attachment stays exact
-        family = "Helvetica"
-    pdf.add_page()
-    pdf.set_font(family, size=16)
-    pdf.cell(
-        0,
-        10,
-        _text(family, "CO2削減価値 償却証明書 / Retirement statement"),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
-    pdf.set_font(family, size=10)
     period = f"{_jst(p['period_start_s'])} - {_jst(p['period_end_s'])} (JST)"
     place = place_name(p["municipality_code"])
-    rows = [
+    return [
         ("償却ID / Retirement id", r["retirement_id"]),
         ("数量 / Quantity", f"{_kg(r['quantity_g'])} kg-CO2"),
         ("受益者 / Beneficiary", r["beneficiary"]),
@@ -227,7 +209,30 @@ def to_pdf(statement: dict[str, Any]) -> bytes:
         ("証明の基点 / Proof tip", f"{statement['history']['tip_height']}"),
         ("基点ハッシュ / Tip hash", statement["history"]["tip_hash"]),
     ]
-    for label, value in rows:
+
+
+def to_pdf(statement: dict[str, Any]) -> bytes:
+    r = statement["retirement"]
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"ReCO2 retirement statement {r['retirement_id']}")
+    pdf.set_creator("ReCO2")
+    font = next((f for f in FONT_CANDIDATES if f.exists()), None)
+    if font is not None:
+        pdf.add_font("jp", fname=str(font))
+        family = "jp"
+    else:  # no Japanese font installed: Latin text only, the attachment stays exact
+        family = "Helvetica"
+    pdf.add_page()
+    pdf.set_font(family, size=16)
+    pdf.cell(
+        0,
+        10,
+        _text(family, "CO2削減価値 償却証明書 / Retirement statement"),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.set_font(family, size=10)
+    for label, value in rows(statement):
         pdf.set_font(family, size=9)
         pdf.cell(55, 6, _text(family, label))
         pdf.multi_cell(
