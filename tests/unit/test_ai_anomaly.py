@@ -45,6 +45,29 @@ def test_equal_share_needs_enough_generating_intervals() -> None:
     assert features.equal_share(short, short, short, short) == 0.0
 
 
+def test_cusum_adds_up_a_slow_rise_and_forgets_noise() -> None:
+    rising = np.array([[0.0, 0.06, 0.11, 0.16, 0.21]])
+    noisy = np.array([[0.1, -0.1, 0.1, -0.1, 0.1]])
+    assert features.cusum(rising)[0].tolist() == pytest.approx([0, 0.01, 0.07, 0.18, 0.34])
+    assert features.cusum(noisy)[0].max() == pytest.approx(0.05)
+    assert features.persistent(rising)[0, 4] == 0.16 and features.persistent(noisy)[0, 4] == -0.1
+
+
+@pytest.mark.parametrize("copier", [0, 3, 7, 12])
+def test_copy_evidence_points_at_the_copier_not_its_source(copier: int) -> None:
+    window = simulate(FleetSpec(seed=7, devices=30, days=12, fault_rate=0.0, drifts=0)).window()
+    source, day = window.neighbours[copier][0], 9
+    for name in ("generation", "export", "imports", "generation_counter"):
+        getattr(window, name)[copier, day] = getattr(window, name)[source, day]
+    cf = features.capacity_factor(window)
+    found = features.copy_features(window, cf, features.neighbour_median(window, cf))
+    assert found["copy_share"][copier, day] == 1.0 and found["copy_share"][source, day] == 1.0
+    assert found["copy_evidence"][copier, day] > 0 > found["copy_evidence"][source, day]
+    assert found["copy_share_as_copier"][copier, day] == 1.0
+    assert found["copy_share_as_copier"][source, day] == 0.0
+    assert found["copy_share"][:, :day].max() < 0.5  # a few equal dawn values at most
+
+
 def test_baseline_uses_earlier_days_and_a_lag() -> None:
     row = np.array([[1.0, 1.0, 1.0, 2.0, 3.0, 4.0]])
     assert features.baseline(row)[0, 5] == 1.0  # median of 1, 1, 1, 2, 3
@@ -111,7 +134,7 @@ def test_a_saved_model_loads_with_its_training_record_and_refuses_tampering(
 # ---- the small evaluation: the issue's thresholds --------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["inflated", "night", "replay", "stuck"])
+@pytest.mark.parametrize("kind", ["inflated", "night", "copy", "replay", "stuck"])
 def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
     result = next(k for k in detection().kinds if k.kind == kind)
     assert result.faulty > 0
@@ -119,20 +142,17 @@ def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
 
 
 @pytest.mark.xfail(
-    reason="not reached on every held-out fleet: copy 0.82-0.95 (telling the copier from its "
-    "source), drift 0.80-0.97",
+    reason="not reached on every held-out fleet: drift 0.67-1.00 (a 20 % over-reading is about "
+    "3 days' weather noise of a roof's ratio to its neighbours)",
     strict=False,
 )
-@pytest.mark.parametrize("kind", ["copy", "drift"])
-def test_held_out_recall_of_copy_and_drift_is_at_least_0_95(kind: str) -> None:
-    result = next(k for k in detection().kinds if k.kind == kind)
+def test_held_out_recall_of_drift_is_at_least_0_95() -> None:
+    result = next(k for k in detection().kinds if k.kind == "drift")
+    assert result.faulty > 0
     assert result.recall >= 0.95, result
 
 
-@pytest.mark.xfail(
-    reason="not reached on every held-out fleet: 0.0005-0.016, mostly copy sources flagged "
-    "instead of their copiers",
-    strict=False,
-)
 def test_held_out_false_positive_rate_is_at_most_0_01_per_interval() -> None:
-    assert detection().false_positive_rate <= 0.01
+    result = detection()
+    assert result.clean > 5_000
+    assert result.false_positive_rate <= 0.01, result

@@ -22,14 +22,24 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``day_deviation_reference`` the same against the window's first ``REFERENCE_DAYS`` days
 ``day_deviation_reference_3d`` its mean over the day and the 2 before (a drift persists)
 ``day_trend``             slope of the day log ratio over the last 5 days [per day]
+``day_persistent_rise``   the smallest ``day_deviation_reference`` of the day and the day before
+                          (a drift stays up; a bright or dull day alone does not)
+``day_cusum``             the one-sided cumulative sum of ``day_deviation_reference`` less
+                          ``CUSUM_SLACK`` up to the day (reset at 0): a slow rise adds up
 ``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
 ``copy_share``            share of the day's generating intervals whose numbers (generation,
                           export) equal another device's exactly (the most equal one)
-``copy_*_stray/affinity`` which of the two is the copier: the difference of their |day
-                          deviation|, and how much better this day's demand, generation and
-                          import curves, and its orientation (log ratios to the neighbours),
-                          match the other's usual ones than its own; ``copy_vote`` sums their
-                          signs
+``copy_evidence``         the day's misfit with the device's own other days minus the equal
+                          device's: positive when the shared numbers fit the other device's
+                          history better than this one's, i.e. this device is the copier (0
+                          without an equal device). A day's misfit is the log of the day's
+                          mean squared departure from the device's usual curve (per
+                          interval, the median over its other days) over its typical day's, for
+                          the log ratio of generation to the neighbours (level and shape: the
+                          roof's size, orientation and shading) plus the same for the log of
+                          demand (the household's routine); see ``day_misfit``
+``copy_share_as_copier``  ``copy_share`` where ``copy_evidence`` > 0 (this device is the one
+                          the shared numbers do not fit), else 0
 ``replay_share``          share of the day's generating intervals equal to the same interval of
                           one of the 7 days before
 ``flat_run``              length of the run of identical non-zero generation containing it
@@ -59,17 +69,31 @@ FEATURES: Final = (
     "day_deviation_reference",
     "day_deviation_reference_3d",
     "day_trend",
+    "day_persistent_rise",
+    "day_cusum",
     "neighbour_day_factor",
     "copy_share",
-    "copy_capacity_stray",
-    "copy_demand_affinity",
-    "copy_generation_affinity",
-    "copy_import_affinity",
-    "copy_orientation_affinity",
-    "copy_vote",
+    "copy_evidence",
+    "copy_share_as_copier",
     "replay_share",
     "flat_run",
     "counter_shortfall",
+)
+
+#: Features that can only raise the fault probability (the model is constrained to that, so
+#: that the few faults of a training fleet teach a direction, not an accident of the sample).
+INCREASING: Final = frozenset(
+    {
+        "bound_ratio",
+        "night_generation",
+        "day_persistent_rise",
+        "day_cusum",
+        "copy_share",
+        "copy_evidence",
+        "copy_share_as_copier",
+        "replay_share",
+        "counter_shortfall",
+    }
 )
 
 #: Floor added to capacity factors before taking logs (dawn, dusk and dark intervals).
@@ -78,10 +102,16 @@ EPSILON: Final = 0.05
 LAG_DAYS: Final = 3
 #: Days at the start of a window that ``day_deviation_reference`` compares every day with.
 REFERENCE_DAYS: Final = 4
+#: Day deviation [log ratio] a device may show every day without adding to ``day_cusum``.
+CUSUM_SLACK: Final = 0.05
 #: Days back that ``replay_share`` compares with.
 REPLAY_LOOKBACK_DAYS: Final = 7
 #: Generating intervals a day needs before its equality shares mean anything.
 MIN_GENERATING: Final = 4
+#: Demand [Wh] added before taking its log (standby hours and quiet intervals).
+DEMAND_FLOOR_WH: Final = 50.0
+#: Share of the day's largest bound from which an interval is bright enough to compare shapes.
+BRIGHT_SHARE: Final = 0.3
 
 
 def capacity_factor(window: Window) -> FloatArray:
@@ -150,6 +180,27 @@ def rolling_mean(per_day: FloatArray, span: int = 3) -> FloatArray:
     return out
 
 
+def persistent(per_day: FloatArray) -> FloatArray:
+    """Per device and day d, the smaller of the values of d and d - 1 (the value of d alone
+    where d - 1 is unknown or d is the first day)."""
+    before = np.full(per_day.shape, np.nan)
+    before[:, 1:] = per_day[:, :-1]
+    out: FloatArray = np.where(np.isfinite(before), np.fmin(per_day, before), per_day)
+    return out
+
+
+def cusum(per_day: FloatArray, slack: float = CUSUM_SLACK) -> FloatArray:
+    """Per device and day d: S_d = max(0, S_(d-1) + x_d - slack), S_(-1) = 0, unknown x adding
+    nothing (Page's one-sided cumulative sum, the classic test for a sustained upward shift)."""
+    out = np.zeros(per_day.shape)
+    total = np.zeros(per_day.shape[0])
+    for d in range(per_day.shape[1]):
+        step = np.nan_to_num(per_day[:, d] - slack, nan=0.0)
+        total = np.maximum(0.0, total + step)
+        out[:, d] = total
+    return out
+
+
 def trend(per_day: FloatArray, span: int = 5) -> FloatArray:
     """Per device and day d, the least-squares slope of the values over days d - span + 1 .. d
     [per day] (at least 3 known values), else 0."""
@@ -190,28 +241,42 @@ def equal_share(
     return float(same.sum()) / count
 
 
-def profile_affinity(values: FloatArray) -> FloatArray:
-    """Per device-day, how much better the day's shape matches each other device's usual shape
-    than the device's own: out[n, d, m] = corr(day of n, usual of m) - corr(day of n, usual of
-    n), where "usual" is the median over the window's days (each household's demand and each
-    roof's orientation give its curves their own shape)."""
-    with np.errstate(all="ignore"):
-        usual = np.nanmedian(values, axis=1)  # (devices, 48)
-    usual = np.nan_to_num(usual, nan=0.0)
-    common = np.median(usual, axis=0)  # the shape every device shares (sun, daily routine)
-    usual = usual - common
-    day = np.nan_to_num(values, nan=0.0) - common
-
-    def centred(x: FloatArray) -> FloatArray:
-        x = x - x.mean(axis=-1, keepdims=True)
-        norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))
-        scaled: FloatArray = x / np.maximum(norm, 1e-9)
-        return scaled
-
-    corr = np.einsum("ndi,mi->ndm", centred(day), centred(usual))
-    own = np.einsum("ndn->nd", corr)
-    out: FloatArray = corr - own[:, :, None]
+def other_days_median(values: FloatArray) -> FloatArray:
+    """Per (device, day, interval), the median of the device's values at that interval of the
+    day over its *other* days (never the day itself); NaN where none is known."""
+    out = np.full(values.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for d in range(values.shape[1]):
+            out[:, d] = np.nanmedian(np.delete(values, d, axis=1), axis=1)
     return out
+
+
+def self_misfit(values: FloatArray) -> FloatArray:
+    """Per device-day, log(mean squared departure of the day from the device's usual curve /
+    the same for the device's median day), over the known values; NaN where none. A day that is
+    really the device's own departs as much as its other days do (about 0); a day of another
+    device's numbers departs by the two devices' difference as well."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        departure = values - other_days_median(values)
+        squares = np.nanmean(departure * departure, axis=2)
+        typical = np.nanmedian(squares, axis=1, keepdims=True)
+        with np.errstate(all="ignore"):
+            out: FloatArray = np.log(squares / typical)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def day_misfit(window: Window, cf: FloatArray, neighbours: FloatArray) -> FloatArray:
+    """Per device-day, the misfit of ``copy_evidence`` (module docstring): 0 where unknown."""
+    bright = window.bound > BRIGHT_SHARE * window.bound.max(axis=2, keepdims=True)
+    with np.errstate(all="ignore"):
+        ratio = np.where(bright, np.log((cf + EPSILON) / (neighbours + EPSILON)), np.nan)
+        demand = np.log(
+            np.maximum(window.generation - window.export + window.imports, 0.0) + DEMAND_FLOOR_WH
+        )
+    total: FloatArray = np.nan_to_num(self_misfit(ratio)) + np.nan_to_num(self_misfit(demand))
+    return total
 
 
 def copy_partners(window: Window) -> tuple[FloatArray, NDArray[np.int64]]:
@@ -240,53 +305,18 @@ def copy_partners(window: Window) -> tuple[FloatArray, NDArray[np.int64]]:
     return share, partner
 
 
-def orientation_affinity(window: Window, cf: FloatArray, neighbours: FloatArray) -> FloatArray:
-    """Per device-day and other device m: how much better the day's curve of log ratios to the
-    neighbours (weather divided out, so what is left is the roof's orientation and shading)
-    matches m's usual curve than the device's own, in shape (levels removed); out[n, d, m]."""
-    bright = window.bound > 0.3 * window.bound.max(axis=2, keepdims=True)
-    with np.errstate(all="ignore"):
-        ratios = np.where(bright, np.log((cf + EPSILON) / (neighbours + EPSILON)), np.nan)
-        ratios = ratios - np.nanmean(ratios, axis=2, keepdims=True)
-        usual = np.nanmedian(ratios, axis=1)  # (devices, 48); NaN in the dark
-    usual = usual - np.nanmean(usual, axis=1, keepdims=True)
-    devices, days = ratios.shape[:2]
-    out = np.zeros((devices, days, devices))
-    for n in range(devices):
-        with np.errstate(all="ignore"):
-            to_all = np.nanmean((ratios[n][:, None, :] - usual[None, :, :]) ** 2, axis=2)
-        out[n] = np.nan_to_num(to_all[:, n : n + 1] - to_all, nan=0.0)
-    return out
-
-
-def copy_features(
-    window: Window, deviation: FloatArray, cf: FloatArray, neighbours: FloatArray
-) -> dict[str, FloatArray]:
-    """Per device-day, the ``copy_*`` features (module docstring): the equal share with the most
-    equal other device, and signals of which of the two is the copier, each positive when this
-    device's day looks more like the other's usual days than like its own (a copier's numbers
-    are scaled by the other's capacity and shaped by the other's roof and household)."""
+def copy_features(window: Window, cf: FloatArray, neighbours: FloatArray) -> dict[str, FloatArray]:
+    """Per device-day, ``copy_share`` and ``copy_evidence`` (module docstring). Of two devices
+    reporting the same numbers, the copier is the one whose history they do not fit: a
+    copier's numbers carry the other's roof (capacity, orientation, shading) and household
+    (demand curve)."""
     share, partner = copy_partners(window)
-    demand = window.generation - window.export + window.imports
-    affinities = {
-        "copy_demand_affinity": profile_affinity(demand),
-        "copy_generation_affinity": profile_affinity(window.generation),
-        "copy_import_affinity": profile_affinity(window.imports),
-        "copy_orientation_affinity": orientation_affinity(window, cf, neighbours),
-    }
-    strays = np.nan_to_num(np.abs(deviation), nan=0.0)
-    names = ("copy_share", "copy_capacity_stray", *affinities, "copy_vote")
-    out = {name: np.zeros(share.shape) for name in names}
+    misfit = day_misfit(window, cf, neighbours)
+    evidence = np.zeros(share.shape)
     for n, d in zip(*np.nonzero(partner >= 0), strict=True):
-        m = int(partner[n, d])
-        out["copy_share"][n, d] = share[n, d]
-        out["copy_capacity_stray"][n, d] = strays[n, d] - strays[m, d]
-        for name, affinity in affinities.items():
-            out[name][n, d] = affinity[n, d, m]
-        signals = [out["copy_capacity_stray"][n, d]]
-        signals += [out[name][n, d] for name in affinities]
-        out["copy_vote"][n, d] = sum(np.sign(signal) for signal in signals)
-    return out
+        evidence[n, d] = misfit[n, d] - misfit[int(partner[n, d]), d]
+    as_copier = np.where(evidence > 0, share, 0.0)
+    return {"copy_share": share, "copy_evidence": evidence, "copy_share_as_copier": as_copier}
 
 
 def replay_shares(window: Window) -> FloatArray:
@@ -377,10 +407,12 @@ def _interval_features(window: Window) -> FloatArray:
         "day_deviation_reference": np.broadcast_to(referenced[:, :, None], shape),
         "day_deviation_reference_3d": np.broadcast_to(rolling_mean(referenced)[:, :, None], shape),
         "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
+        "day_persistent_rise": np.broadcast_to(persistent(referenced)[:, :, None], shape),
+        "day_cusum": np.broadcast_to(cusum(referenced)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
         **{
             name: np.broadcast_to(values[:, :, None], shape)
-            for name, values in copy_features(window, deviation, cf, neighbours).items()
+            for name, values in copy_features(window, cf, neighbours).items()
         },
         "replay_share": np.broadcast_to(replay_shares(window)[:, :, None], shape),
         "flat_run": flat_runs(window.generation),

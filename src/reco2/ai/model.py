@@ -21,7 +21,7 @@ import numpy as np
 import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from reco2.ai.features import FEATURES
+from reco2.ai.features import FEATURES, INCREASING
 from reco2.ai.series import FloatArray
 
 MODEL_FORMAT: Final = "reco2-anomaly/1"
@@ -106,6 +106,7 @@ def fit(
         max_leaf_nodes=15,
         min_samples_leaf=100,
         l2_regularization=1.0,
+        monotonic_cst=[1 if name in INCREASING else 0 for name in FEATURES],
         random_state=seed,
     )
     estimator.fit(matrix, labels)

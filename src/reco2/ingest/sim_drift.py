@@ -10,8 +10,8 @@ ground truth when the gain has reached ``1 + materiality`` and the reading repor
 readings under a smaller gain are in ``grace`` (neither faulty nor clean for scoring).
 
 It works on a finished ``Simulation``'s readings, re-signing the changed ones with the meter's
-key, and picks devices that have no other fault from the drift's start on, so that the
-simulator itself is unchanged.
+key, and picks devices with a clean history up to the drift's start and no copy (either way)
+from then on, so that the simulator itself is unchanged.
 """
 
 from __future__ import annotations
@@ -53,16 +53,20 @@ class Drifted:
 
 def plan_drifts(sim: Simulation, count: int, seed: int) -> list[Drift]:
     """Up to ``count`` drifts, each on a device with no planned fault (of its own, or as the
-    source of a copy) from the drift's first day on."""
+    source of a copy) up to the drift's first day, and no copy (either way) from then on; its
+    other later faults are drifted as well."""
     fleet = sim.fleet
     last_start = fleet.days - 4
     if last_start < WARM_UP_DAYS:
         return []
     first_fault: dict[int, int] = {}
+    last_copy: dict[int, int] = {}  # last day each device copies or is copied
     for fault in sim.planned():
         devices = [fault.device, fault.source] if fault.kind is FaultKind.copy else [fault.device]
         for device in devices:
             first_fault[device] = min(first_fault.get(device, fleet.days), fault.day)
+            if fault.kind is FaultKind.copy:
+                last_copy[device] = max(last_copy.get(device, -1), fault.day)
     rng = np.random.default_rng([seed, 0xD12F7])
     drifts: list[Drift] = []
     for n in rng.permutation(len(fleet.devices)):
@@ -70,7 +74,10 @@ def plan_drifts(sim: Simulation, count: int, seed: int) -> list[Drift]:
             break
         start = int(rng.integers(WARM_UP_DAYS, last_start + 1))
         rate = float(rng.uniform(*DRIFT_RATE_PER_DAY))
-        if first_fault.get(int(n), fleet.days) > start:
+        # A clean history up to the start; and no copy either way once drifting: the simulator's
+        # copier copies the source's true numbers, not the drifted ones a source would report,
+        # and a drifted copy would be neither a copy nor a drift.
+        if first_fault.get(int(n), fleet.days) > start and last_copy.get(int(n), -1) < start:
             drifts.append(Drift(int(n), start, rate))
     return drifts
 
