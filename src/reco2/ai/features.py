@@ -102,6 +102,11 @@ EPSILON: Final = 0.05
 LAG_DAYS: Final = 3
 #: Days at the start of a window that ``day_deviation_reference`` compares every day with.
 REFERENCE_DAYS: Final = 4
+#: Share of a day's generating intervals equal to another day's or device's from which none of
+#: the day's readings stands for its place's weather (``trusted``).
+EQUAL_DAY_SHARE: Final = 0.5
+#: Length of a run of equal generation from which its readings stand for no weather.
+FLAT_RUN_UNTRUSTED: Final = 3
 #: Day deviation [log ratio] a device may show every day without adding to ``day_cusum``.
 CUSUM_SLACK: Final = 0.05
 #: Days back that ``replay_share`` compares with.
@@ -374,11 +379,33 @@ def interval_features(window: Window) -> FloatArray:
         return _interval_features(window)
 
 
+def trusted(window: Window, replays: FloatArray, copies: FloatArray) -> BoolArray:
+    """Readings fit to stand for the weather of their place: within the physical bound, not in
+    a flat run, the register advancing, and not on a day that repeats an earlier one or another
+    device's numbers (a replayed sunny day among the neighbours of a dull one would make every
+    honest roof there look low)."""
+    flat = flat_runs(window.generation) >= FLAT_RUN_UNTRUSTED
+    out: BoolArray = (
+        (window.bound > 0)
+        & ~(window.generation > window.bound)
+        & ~flat
+        & (counter_shortfall(window) < 0.5)
+        & (replays < EQUAL_DAY_SHARE)[:, :, None]
+        & (copies < EQUAL_DAY_SHARE)[:, :, None]
+    )
+    return out
+
+
 def _interval_features(window: Window) -> FloatArray:
     cf = capacity_factor(window)
     neighbours = neighbour_median(window, cf)
     plausible = (window.bound > 0) & ~(window.generation > window.bound)
-    day_ratio = day_log_ratio(cf, neighbours, plausible)
+    replays = replay_shares(window)
+    copied = copy_features(window, cf, neighbours)
+    weather = neighbour_median(
+        window, np.where(trusted(window, replays, copied["copy_share"]), cf, np.nan)
+    )
+    day_ratio = day_log_ratio(cf, weather, plausible)
     usual = baseline(day_ratio)
     deviation = day_ratio - usual
     lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
@@ -389,7 +416,7 @@ def _interval_features(window: Window) -> FloatArray:
     before[:, 1:] = deviation[:, :-1]
     with np.errstate(all="ignore"):
         interval_ratio = (
-            np.log((cf + EPSILON) / (neighbours + EPSILON)) - np.nan_to_num(usual)[:, :, None]
+            np.log((cf + EPSILON) / (weather + EPSILON)) - np.nan_to_num(usual)[:, :, None]
         )
         day_max = window.bound.max(axis=2, keepdims=True)
         daylight = np.where(day_max > 0, window.bound / np.maximum(day_max, 1e-9), 0.0)
@@ -410,11 +437,8 @@ def _interval_features(window: Window) -> FloatArray:
         "day_persistent_rise": np.broadcast_to(persistent(referenced)[:, :, None], shape),
         "day_cusum": np.broadcast_to(cusum(referenced)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
-        **{
-            name: np.broadcast_to(values[:, :, None], shape)
-            for name, values in copy_features(window, cf, neighbours).items()
-        },
-        "replay_share": np.broadcast_to(replay_shares(window)[:, :, None], shape),
+        **{name: np.broadcast_to(values[:, :, None], shape) for name, values in copied.items()},
+        "replay_share": np.broadcast_to(replays[:, :, None], shape),
         "flat_run": flat_runs(window.generation),
         "counter_shortfall": counter_shortfall(window),
     }
