@@ -13,7 +13,7 @@ import pytest
 from reco2 import factors
 from reco2.ledger.calendar import jst_midnight_s, parse_iso_date
 from reco2.ledger.state import decode_value, sell_order_key, trade_key
-from reco2.ledger.types import SellOrder, Trade
+from reco2.ledger.types import Participant, SellOrder, Trade
 from reco2.node.view import StateView
 from tests.e2e.harness import run_cli
 from tests.e2e.web_api_client import ApiUser, add_user
@@ -145,3 +145,35 @@ def test_history_of_value_sold_under_a_hidden_name(server: WebServer, hidden_sal
         b for b in public.get("/batches?limit=1000").json() if b["batch_id"].startswith("fuku")
     )
     assert public.get(f"/batches/{open_batch['batch_id']}/history").status_code == 200
+
+
+def test_a_buy_order_naming_a_hidden_seller_does_not_name_it(server: WebServer) -> None:
+    """A buyer who knows a hidden seller's id may accept value from it alone; the public book
+    shows that condition as undisclosed, and the buyer's own list keeps the real id."""
+    state = StateView.open(server.data_dir).state
+    hidden = next(
+        p
+        for _, p in state.records_with_prefix(b"participant/")
+        if isinstance(p, Participant) and not p.name_public
+    )
+    buyer = ApiUser(server, "buyer")
+    order = {
+        "order_id": "names-hidden-1",
+        "quantity_g": 1_000,
+        "price_sen_per_kg": 1,
+        "sellers": [hidden.participant_id, "web-seller"],
+    }
+    placed = buyer.post("/orders/buy", order)
+    assert placed.status_code == 200 and placed.json()["ok"], placed.text
+    book = httpx.get(f"{server.url}/api/v1/book").json()
+    mine = next(o for o in book["buy"] if o["order_id"] == "names-hidden-1")
+    assert mine["sellers"] == ["undisclosed", "web-seller"]
+    assert mine["seller_names"] == ["非公表", "福島ソーラー合同会社"]
+    for url in ("/api/v1/book", "/api/book", "/fragments/board", "/board"):
+        text = httpx.get(f"{server.url}{url}").text
+        assert hidden.participant_id not in text and hidden.display_name not in text, url
+    own = buyer.http.get("/me/orders").json()["buy"]
+    assert next(o for o in own if o["order_id"] == "names-hidden-1")["sellers"][0] == (
+        hidden.participant_id
+    )
+    assert buyer.delete("/orders/names-hidden-1").json()["ok"]

@@ -615,7 +615,7 @@ def create_api(web: "Web") -> APIRouter:
 
     @router.get("/book", summary="The order book: 売り場 and 買い場 (undisclosed sellers hidden)")
     def book(limit: Limit = PAGE_MAX) -> BookOut:
-        view = web.redact.book(web.read(market.book))
+        view = web.read(web.redact.book)
         return BookOut.model_validate({"sell": view["sell"][:limit], "buy": view["buy"][:limit]})
 
     @router.get("/trades", summary="Trades, oldest first (undisclosed sellers hidden)")

@@ -272,7 +272,7 @@ def create_app(
     def board_context() -> dict[str, Any]:
         def snapshot(state: State) -> dict[str, Any]:
             return {
-                "book": web.redact.book(market.book(state)),
+                "book": web.redact.book(state),
                 "trades": list(reversed(web.redact.trades(market.trades(state)))),
                 "height": web.node.height,
             }
@@ -297,7 +297,7 @@ def create_app(
 
     @app.get("/api/book", summary="The public book (hidden sellers undisclosed)")
     def api_book() -> dict[str, Any]:
-        return web.redact.book(web.read(market.book))
+        return web.read(web.redact.book)
 
     @app.get("/api/trades", summary="Every trade (hidden sellers undisclosed)")
     def api_trades() -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from reco2.ledger import tx
 from reco2.ledger.market.rules import RULE_ORDER_SEPARATOR
 from reco2.ledger.state import HOLDING, SELL_ORDER, TRADE, State
 from reco2.ledger.types import Role, SellOrder, Trade
+from reco2.views import market
 from reco2.views.market import UNDISCLOSED
 
 
@@ -43,12 +44,25 @@ class Redactor:
         digest = hmac.new(self._key, order_id.encode(), hashlib.sha256).hexdigest()[:16]
         return f"{rule_id}{sep}{digest}"
 
-    def book(self, view: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    def book(self, state: State) -> dict[str, list[dict[str, Any]]]:
+        """The public book; a buy order that names a seller who does not disclose their
+        name among the sellers it accepts shows that one as ``undisclosed`` too."""
+        view = market.book(state)
         sells = [
             o | {"order_id": self.order_id(o["order_id"])} if o["seller"] == UNDISCLOSED else o
             for o in view["sell"]
         ]
-        return {**view, "sell": sells}
+        buys = []
+        for o in view["buy"]:
+            shown = [disclosed(state, s) for s in o["sellers"]]
+            if not all(shown):
+                pairs = list(zip(o["sellers"], o["seller_names"], shown, strict=True))
+                o = o | {
+                    "sellers": [s if ok else UNDISCLOSED for s, _, ok in pairs],
+                    "seller_names": [n if ok else "非公表" for _, n, ok in pairs],
+                }
+            buys.append(o)
+        return {"sell": sells, "buy": buys}
 
     def trades(self, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
