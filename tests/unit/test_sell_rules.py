@@ -69,6 +69,10 @@ def r1_cancelled(ledger: Ledger) -> None:
     ledger.ok("moe", tx.CancelSellRule("r1"))
 
 
+def moe_deactivated(ledger: Ledger) -> None:
+    ledger.ok("moe", tx.DeactivateDevice("nerima-moe", "moved house"))
+
+
 def stored(rule_id: str, expected: SellRule | None) -> Callable[[Ledger], None]:
     def then(ledger: Ledger) -> None:
         assert ledger.app.state.sell_rule(rule_id) == expected
@@ -163,6 +167,14 @@ SET_CASES = [
     Case("another prosumer", "maekawa", rule(), Outcome.not_device_owner, then=NO_R1),
     Case("the device's aggregator", "mrv", rule(), Outcome.not_device_owner, then=NO_R1),
     Case("the authority", "authority", rule(), Outcome.not_device_owner),
+    Case(
+        "a deactivated device",
+        "moe",
+        rule(),
+        Outcome.device_not_active,
+        setup=moe_deactivated,
+        then=both(stored("r1", None), device_rule("nerima-moe", None)),
+    ),
     Case(
         "rule id reused on another device",
         "moe",

@@ -9,7 +9,7 @@ from reco2.ledger.market import rules
 from reco2.ledger.outcome import Outcome
 from reco2.ledger.state import State, sell_rule_key
 from reco2.ledger.tx import SetSellRule
-from reco2.ledger.types import SellConditions, SellRule
+from reco2.ledger.types import DeviceStatus, SellConditions, SellRule
 
 
 def stateless(action: SetSellRule) -> Outcome:
@@ -30,6 +30,8 @@ def check(state: State, ctx: Context, action: SetSellRule) -> Outcome:
         return Outcome.unknown_device
     if device.owner != ctx.signer.participant_id:
         return Outcome.not_device_owner
+    if device.status is DeviceStatus.deactivated:  # it never issues again: nothing to list
+        return Outcome.device_not_active
     if state.sell_rule(action.rule_id) is not None:
         return Outcome.sell_rule_exists
     if state.sell_rule_of_device(action.device_id) is not None:
