@@ -48,6 +48,7 @@ STATELESS_OUTCOMES = frozenset(
         Outcome.invalid_public_key,
         Outcome.invalid_roles,
         Outcome.text_too_long,
+        Outcome.text_required,
         Outcome.invalid_place_code,
         Outcome.invalid_location,
         Outcome.invalid_date,

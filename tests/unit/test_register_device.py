@@ -276,7 +276,7 @@ CASES = [
         "scheme name empty",
         "maekawa",
         device_action("pv-2", other_schemes=[SchemeEnrollment("", 0, 1)]),
-        Outcome.text_too_long,
+        Outcome.text_required,
     ),
     Case(
         "scheme name too long",

@@ -82,7 +82,7 @@ CASES = [
     Case(
         "a role twice", "authority", register(roles=[Role.buyer, Role.buyer]), Outcome.invalid_roles
     ),
-    Case("empty name", "authority", register(name=""), Outcome.text_too_long),
+    Case("empty name", "authority", register(name=""), Outcome.text_required),
     Case("name of 257 chars", "authority", register(name="x" * 257), Outcome.text_too_long),
     # fields are checked before the signer's role
     Case("bad id by a prosumer", "maekawa", register("a b"), Outcome.invalid_id),

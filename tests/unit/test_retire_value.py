@@ -122,7 +122,7 @@ CASES = [
     # fields
     Case("bad retirement id", "buyer", retire(1, "r 1"), Outcome.invalid_id),
     Case("bad batch id", "buyer", retire(1, batch_id="b/1"), Outcome.invalid_id),
-    Case("no beneficiary", "buyer", retire(1, beneficiary=""), Outcome.text_too_long),
+    Case("no beneficiary", "buyer", retire(1, beneficiary=""), Outcome.text_required),
     Case("beneficiary too long", "buyer", retire(1, beneficiary="b" * 257), Outcome.text_too_long),
     Case(
         "claimed period too long",

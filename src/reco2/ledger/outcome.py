@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     invalid_public_key = "invalid_public_key"
     invalid_roles = "invalid_roles"
     text_too_long = "text_too_long"
+    text_required = "text_required"  # a name, beneficiary or scheme left empty
     invalid_place_code = "invalid_place_code"
     invalid_location = "invalid_location"
     invalid_date = "invalid_date"

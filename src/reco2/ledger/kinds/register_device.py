@@ -36,7 +36,9 @@ def stateless(action: RegisterDevice) -> Outcome:
     if len(action.other_schemes) > MAX_SCHEMES:
         return Outcome.text_too_long
     for enrollment in action.other_schemes:
-        if not enrollment.scheme or not text_ok(enrollment.scheme, 64):
+        if not enrollment.scheme:
+            return Outcome.text_required
+        if not text_ok(enrollment.scheme, 64):
             return Outcome.text_too_long
         if enrollment.end_s <= enrollment.start_s:
             return Outcome.invalid_period

@@ -16,7 +16,9 @@ def stateless(action: RegisterParticipant) -> Outcome:
         return Outcome.invalid_public_key
     if not action.roles or len(set(action.roles)) != len(action.roles):
         return Outcome.invalid_roles
-    if not text_ok(action.display_name) or not action.display_name:
+    if not action.display_name:
+        return Outcome.text_required
+    if not text_ok(action.display_name):
         return Outcome.text_too_long
     return Outcome.ok
 

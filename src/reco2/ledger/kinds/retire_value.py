@@ -17,7 +17,9 @@ def stateless(action: RetireValue) -> Outcome:
     amount = positive_amount(action.quantity_g, Outcome.quantity_must_be_positive)
     if amount is not Outcome.ok:
         return amount
-    if not action.beneficiary or not text_ok(action.beneficiary):
+    if not action.beneficiary:
+        return Outcome.text_required
+    if not text_ok(action.beneficiary):
         return Outcome.text_too_long
     if not text_ok(action.claimed_period, 64) or not text_ok(action.note, MAX_NOTE_CHARS):
         return Outcome.text_too_long
