@@ -24,8 +24,9 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``day_trend``             slope of the day log ratio over the last 5 days [per day]
 ``day_persistent_rise``   the smallest ``day_deviation_reference`` of the day and the day before
                           (a drift stays up; a bright or dull day alone does not)
-``day_cusum``             the one-sided cumulative sum of ``day_deviation_reference`` less
-                          ``CUSUM_SLACK`` up to the day (reset at 0): a slow rise adds up
+``day_cusum``             the one-sided cumulative sum of ``day_deviation_reference`` (capped
+                          at ``CUSUM_CAP``) less ``CUSUM_SLACK`` up to the day (reset at 0): a
+                          slow rise adds up
 ``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
 ``copy_share``            share of the day's generating intervals whose numbers (generation,
                           export) equal another device's exactly (the most equal one)
@@ -86,6 +87,9 @@ INCREASING: Final = frozenset(
     {
         "bound_ratio",
         "night_generation",
+        "day_deviation_lagged",
+        "day_deviation_reference",
+        "day_deviation_reference_3d",
         "day_persistent_rise",
         "day_cusum",
         "copy_share",
@@ -102,6 +106,8 @@ EPSILON: Final = 0.05
 LAG_DAYS: Final = 3
 #: Days at the start of a window that ``day_deviation_reference`` compares every day with.
 REFERENCE_DAYS: Final = 4
+#: Largest day deviation [log ratio] ``day_cusum`` adds (a drift adds well under it a day).
+CUSUM_CAP: Final = 0.3
 #: Share of a day's generating intervals equal to another day's or device's from which none of
 #: the day's readings stands for its place's weather (``trusted``).
 EQUAL_DAY_SHARE: Final = 0.5
@@ -194,13 +200,14 @@ def persistent(per_day: FloatArray) -> FloatArray:
     return out
 
 
-def cusum(per_day: FloatArray, slack: float = CUSUM_SLACK) -> FloatArray:
-    """Per device and day d: S_d = max(0, S_(d-1) + x_d - slack), S_(-1) = 0, unknown x adding
-    nothing (Page's one-sided cumulative sum, the classic test for a sustained upward shift)."""
+def cusum(per_day: FloatArray, slack: float = CUSUM_SLACK, cap: float = CUSUM_CAP) -> FloatArray:
+    """Per device and day d: S_d = max(0, S_(d-1) + min(x_d, cap) - slack), S_(-1) = 0, unknown
+    x adding nothing (Page's one-sided cumulative sum, the classic test for a sustained upward
+    shift; the cap keeps one day of another fault from standing in for a slow rise)."""
     out = np.zeros(per_day.shape)
     total = np.zeros(per_day.shape[0])
     for d in range(per_day.shape[1]):
-        step = np.nan_to_num(per_day[:, d] - slack, nan=0.0)
+        step = np.nan_to_num(np.minimum(per_day[:, d], cap) - slack, nan=0.0)
         total = np.maximum(0.0, total + step)
         out[:, d] = total
     return out
@@ -399,13 +406,11 @@ def trusted(window: Window, replays: FloatArray, copies: FloatArray) -> BoolArra
 def _interval_features(window: Window) -> FloatArray:
     cf = capacity_factor(window)
     neighbours = neighbour_median(window, cf)
-    plausible = (window.bound > 0) & ~(window.generation > window.bound)
     replays = replay_shares(window)
     copied = copy_features(window, cf, neighbours)
-    weather = neighbour_median(
-        window, np.where(trusted(window, replays, copied["copy_share"]), cf, np.nan)
-    )
-    day_ratio = day_log_ratio(cf, weather, plausible)
+    fit = trusted(window, replays, copied["copy_share"])
+    weather = neighbour_median(window, np.where(fit, cf, np.nan))
+    day_ratio = day_log_ratio(cf, weather, fit)
     usual = baseline(day_ratio)
     deviation = day_ratio - usual
     lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
