@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tests.services import postgres_server_fixture, postgres_url_fixture  # noqa
 from tests.support import Ledger, seed_of, world
 
 from reco2.ledger.calendar import INTERVAL_S, jst_midnight_s
-from reco2.mrv.readings import Reading, sign_reading
+from reco2.mrv.readings import Reading, reading_hash, sign_reading
 from reco2.mrv.store import (
     MAX_STORED_RAW_BYTES,
     CachedHistory,
@@ -407,6 +408,87 @@ def test_pending_days_are_complete_days_with_accepted_readings_not_yet_issued(
     assert store.issued_days("pv-1") == [issued]
     assert store.forget_refused() == 0
     assert store.pending_days(day2 + 86_400) == [PendingDay("pv-1", day2, 1)]
+
+
+# ---- a device's rows over many days ----------------------------------------------------------
+
+
+def fleet_days(rng: random.Random) -> list[Validated]:
+    """Three devices over six JST days (one day empty), some intervals rejected, some readings
+    off the grid (rejected: a listing shows them, the accepted history never has them)."""
+    verdicts = []
+    for day in (0, 1, 3, 4, 5):
+        for device_id in ("pv-1", "pv-2", "pv-3"):
+            for slot in sorted(rng.sample(range(48), rng.randrange(0, 12))):
+                start = DAY_START_S + day * 86_400 + slot * INTERVAL_S
+                if rng.random() < 0.1:
+                    start += 60
+                r = reading(start, generation_wh=0, export_wh=0, device_id=device_id)
+                raw = sign_reading(r, seed_of("meter-" + device_id))
+                rejected = start % INTERVAL_S != 0 or rng.random() < 0.25
+                verdicts.append(Validated(raw, reading_hash(raw), r, (_forced(),) * rejected))
+    rng.shuffle(verdicts)
+    return verdicts
+
+
+def test_a_devices_rows_are_found_across_days_and_gaps(store: ReadingsStore) -> None:
+    """previous / following / accepted_readings / readings(device) against an in-memory model,
+    at probes on and off the grid, before, between and after the days with readings."""
+    rng = random.Random(7)
+    verdicts = fleet_days(rng)
+    for start in range(0, len(verdicts), 7):  # several batches, as the intake writes them
+        store.record(verdicts[start : start + 7], RECEIVED_S)
+    probes = [DAY_START_S + offset for offset in range(-86_400, 7 * 86_400, 1_337)]
+    for device_id in ("pv-1", "pv-2", "pv-3", "pv-9"):
+        mine = [v for v in verdicts if v.reading is not None and v.reading.device_id == device_id]
+        by_start = {v.reading.interval_start_s: v for v in mine if v.reading is not None}
+        accepted = sorted(s for s, v in by_start.items() if v.accepted)
+        listed = [(r.interval_start_s, r.status) for r in store.readings(device_id)]
+        assert listed == [
+            (s, Status.accepted if by_start[s].accepted else Status.rejected)
+            for s in sorted(by_start)
+        ]
+        for at in probes:
+            before = [s for s in accepted if s < at]
+            after = [s for s in accepted if s > at]
+            previous = store.previous_accepted(device_id, at)
+            following = store.following_accepted(device_id, at)
+            assert (previous and previous.interval_start_s) == (max(before) if before else None)
+            assert (following and following.interval_start_s) == (min(after) if after else None)
+        for first in range(-1, 7):
+            lo = DAY_START_S + first * 86_400 + rng.randrange(0, 86_400)
+            hi = lo + rng.randrange(0, 3 * 86_400)
+            got = [r.interval_start_s for r in store.accepted_readings(device_id, lo, hi)]
+            assert got == [s for s in accepted if lo <= s < hi]
+
+
+def test_a_store_of_the_earlier_layout_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A SQLite store made with the index by device and no device_days: opening it fills
+    device_days from its rows and drops the old index; nothing is lost."""
+    path = tmp_path / "readings.sqlite"
+    verdicts = fleet_days(random.Random(11))
+    with open_store(f"sqlite://{path}") as store:
+        store.record(verdicts, RECEIVED_S)
+        expected = {d: store.readings(d) for d in ("pv-1", "pv-2", "pv-3")}
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE device_days; "
+        "CREATE UNIQUE INDEX readings_key ON readings (device_id, interval_start_s);"
+    )
+    conn.close()
+    with open_store(f"sqlite://{path}") as store:
+        assert {d: store.readings(d) for d in ("pv-1", "pv-2", "pv-3")} == expected
+        last = max(r.interval_start_s for r in expected["pv-1"])
+        again = [v for v in verdicts if v.reading is not None and v.reading.device_id == "pv-1"]
+        assert {a.status for a in store.record(again, RECEIVED_S)} <= {
+            Status.duplicate,
+            Status.rejected,
+        }
+        assert store.readings("pv-1")[-1].interval_start_s == last
+    conn = sqlite3.connect(path)
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert "readings_key" not in names and "readings_at" in names
 
 
 # ---- opening ---------------------------------------------------------------------------------

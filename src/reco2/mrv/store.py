@@ -379,19 +379,23 @@ class ReadingsStore(ABC):
             high_s.clear()
         unknown = sorted({device_id for device_id, _ in keys if device_id not in high_s})
         for chunk in chunks(unknown, LATEST_CHUNK):
-            marks = ", ".join(["?"] * len(chunk))
-            found = {
-                str(device_id): int(start_s)
-                for device_id, start_s in cursor.execute(
-                    "SELECT device_id, MAX(interval_start_s) FROM readings "
-                    f"WHERE device_id IN ({marks}) GROUP BY device_id",
-                    list(chunk),
-                ).fetchall()
-            }
+            found = self._latest_starts(cursor, chunk)
             for device_id in chunk:
                 high_s[device_id] = found.get(device_id, -1)
         maybe = [key for key in keys if key[1] <= high_s[key[0]]]
         return self._stored_rows(cursor, maybe) if maybe else {}
+
+    def _latest_starts(self, cursor: Any, device_ids: Sequence[str]) -> dict[str, int]:
+        """For each device with ``readings`` rows, a start at or after its latest row's."""
+        marks = ", ".join(["?"] * len(device_ids))
+        return {
+            str(device_id): int(start_s)
+            for device_id, start_s in cursor.execute(
+                "SELECT device_id, MAX(interval_start_s) FROM readings "
+                f"WHERE device_id IN ({marks}) GROUP BY device_id",
+                list(device_ids),
+            ).fetchall()
+        }
 
     def _write_plan(self, cursor: Any, plan: _Plan) -> None:
         if plan.moves:
