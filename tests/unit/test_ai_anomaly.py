@@ -11,7 +11,7 @@ import pytest
 from reco2.ai import features
 from reco2.ai.check import FLAGGED, NAME, AnomalyCheck, Screening
 from reco2.ai.evaluation import Detection, FleetSpec, detect, run_pipeline, simulate, train
-from reco2.ai.model import AnomalyModel, ModelError
+from reco2.ai.model import AnomalyModel, ModelError, calibrated_threshold
 from reco2.ai.series import Window
 from reco2.mrv.readings import reading_id
 from reco2.mrv.validation import DEFAULT_PIPELINE
@@ -21,11 +21,12 @@ TRAIN = (
     FleetSpec(seed=23, devices=30, days=12, fault_rate=0.04, drifts=4),
 )
 HELD_OUT = FleetSpec(seed=22, devices=30, days=12, fault_rate=0.04, drifts=4)
+CALIBRATION = FleetSpec(seed=27, devices=30, days=12, fault_rate=0.04, drifts=4)
 
 
 @cache
 def model() -> AnomalyModel:
-    return train(TRAIN, "test")
+    return train(TRAIN, "test", CALIBRATION)
 
 
 @cache
@@ -134,20 +135,9 @@ def test_a_saved_model_loads_with_its_training_record_and_refuses_tampering(
 # ---- the small evaluation: the issue's thresholds --------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["inflated", "night", "copy", "replay", "stuck"])
+@pytest.mark.parametrize("kind", ["inflated", "night", "copy", "replay", "stuck", "drift"])
 def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
     result = next(k for k in detection().kinds if k.kind == kind)
-    assert result.faulty > 0
-    assert result.recall >= 0.95, result
-
-
-@pytest.mark.xfail(
-    reason="not reached on every held-out fleet: drift 0.86-1.00 (a 20 % over-reading is about "
-    "3 days' weather noise of a roof's ratio to its neighbours)",
-    strict=False,
-)
-def test_held_out_recall_of_drift_is_at_least_0_95() -> None:
-    result = next(k for k in detection().kinds if k.kind == "drift")
     assert result.faulty > 0
     assert result.recall >= 0.95, result
 
@@ -156,3 +146,24 @@ def test_held_out_false_positive_rate_is_at_most_0_01_per_interval() -> None:
     result = detection()
     assert result.clean > 5_000
     assert result.false_positive_rate <= 0.01, result
+
+
+def test_the_threshold_is_calibrated_on_a_fleet_of_its_own() -> None:
+    trained = model()
+    assert trained.training["calibration"]["seed"] == CALIBRATION.seed
+    assert CALIBRATION.seed not in {spec.seed for spec in TRAIN} | {HELD_OUT.seed}
+    assert 0.05 <= trained.threshold <= 0.5
+    with pytest.raises(ValueError):
+        train(TRAIN[:1], "test", TRAIN[0])
+
+
+def test_a_calibrated_threshold_flags_at_most_the_target_share_of_clean_scores() -> None:
+    scores = np.linspace(0.0, 0.2, 1_001)
+    threshold = calibrated_threshold(scores, extra_fpr=0.01)
+    assert np.mean(scores >= threshold) <= 0.01 < np.mean(scores >= threshold - 0.001)
+    with_faulty_looking = np.concatenate([scores, np.full(10, 0.9)])  # 1 % above 0.5 already
+    threshold = calibrated_threshold(with_faulty_looking, extra_fpr=0.01)
+    assert np.mean(with_faulty_looking >= threshold) <= 0.02
+    assert calibrated_threshold(np.zeros(100)) == 0.05  # never below the floor
+    spread = np.linspace(0.3, 0.6, 1_001)  # a third of them flagged at 0.5 already
+    assert 0.49 < calibrated_threshold(spread) <= 0.5  # never above 0.5

@@ -25,12 +25,17 @@ app = typer.Typer(
 
 DEFAULT_MODEL = Path("models/anomaly")
 TRAIN_SEEDS = "11,13,15"
+CALIBRATION_SEED = 17
+TABLE_WIDTH = 132  # the evaluation table's columns unabridged
 
 Seeds = Annotated[str, typer.Option(help="simulator seeds of the training fleets, comma-separated")]
 Devices = Annotated[int, typer.Option(min=4, help="devices per fleet")]
 Days = Annotated[int, typer.Option(min=8, help="days per fleet")]
 FaultRate = Annotated[float, typer.Option(help="share of device-days per fault kind")]
 Drifts = Annotated[int, typer.Option(help="drifting meters per fleet")]
+CalibrationSeed = Annotated[
+    int, typer.Option(help="seed of the fleet the flagging threshold is calibrated on")
+]
 
 
 def estimator_path(model_path: Path) -> Path:
@@ -61,14 +66,18 @@ def train_command(
     days: Days = 14,
     fault_rate: FaultRate = 0.04,
     drifts: Drifts = 6,
+    calibration_seed: CalibrationSeed = CALIBRATION_SEED,
 ) -> None:
     """Train on simulated fleets with known faults; save the anomaly model and the gap
     estimator, each with its version and the record of the data it was trained on."""
     from reco2.ai.estimate import save_estimator
-    from reco2.ai.evaluation import train, train_estimator
+    from reco2.ai.evaluation import FleetSpec, train, train_estimator
 
     specs = _specs(seeds, devices, days, fault_rate, drifts)
-    model = train(specs, version)
+    calibration = FleetSpec(calibration_seed, devices, days, fault_rate, drifts)
+    if calibration_seed in {spec.seed for spec in specs}:
+        raise typer.BadParameter("not a training seed", param_hint="--calibration-seed")
+    model = train(specs, version, calibration)
     model_path, meta_path = model.save(out)
     estimator = train_estimator(specs)
     gaps_path = save_estimator(
@@ -77,7 +86,8 @@ def train_command(
     Console().print(
         f"anomaly model {version}: {model_path} ({model.training['rows']} rows, "
         f"{model.training['faulty_rows']} faulty, data sha256 "
-        f"{model.training['data_sha256'][:16]}...), metadata {meta_path}\n"
+        f"{model.training['data_sha256'][:16]}...), threshold {model.threshold:.3f} "
+        f"(calibrated on seed {calibration_seed}), metadata {meta_path}\n"
         f"gap estimator (quantile {estimator.quantile}): {gaps_path}"
     )
 
@@ -87,11 +97,11 @@ def evaluation_table(evaluation: Evaluation, title: str) -> Table:
     table = Table(title=title)
     table.add_column("fault kind")
     for column in (
-        "faulty readings",
+        "faulty",
         "detected",
-        "by the model only",
+        "model only",
         "recall",
-        "false-positive rate per interval",
+        "FPR/interval",
         "estimate <= truth",
         "gap energy recovered",
     ):
@@ -138,6 +148,7 @@ def evaluate_command(
     days: Days = 14,
     fault_rate: FaultRate = 0.04,
     drifts: Drifts = 6,
+    calibration_seed: CalibrationSeed = CALIBRATION_SEED,
 ) -> None:
     """Train on some fleets, test on a held-out one; print a table per fault kind."""
     from reco2.ai.estimate import load_estimator
@@ -150,16 +161,22 @@ def evaluate_command(
         estimator = load_estimator(estimator_path(model_path))
         trained_on = [int(f["seed"]) for f in model.training.get("fleets", [])]
     else:
-        model, estimator = train(specs, "evaluation"), train_estimator(specs)
+        if calibration_seed in {spec.seed for spec in specs}:
+            raise typer.BadParameter("not a training seed", param_hint="--calibration-seed")
+        calibration = FleetSpec(calibration_seed, devices, days, fault_rate, drifts)
+        model = train(specs, "evaluation", calibration)
+        estimator = train_estimator(specs)
         trained_on = [spec.seed for spec in specs]
-    if test_seed in trained_on:
+    calibrated_on = model.training.get("calibration", {}).get("seed")
+    if test_seed in trained_on or test_seed == calibrated_on:
         raise typer.BadParameter("the held-out fleet needs another seed", param_hint="--test-seed")
     held_out = FleetSpec(test_seed, devices, days, fault_rate, drifts)
     evaluation = evaluate_held_out(model, estimator, held_out)
-    Console().print(
+    Console(width=max(Console().width, TABLE_WIDTH)).print(
         evaluation_table(
             evaluation,
             f"held-out fleet seed {test_seed} ({devices} devices x {days} days), "
-            f"trained on seeds {', '.join(map(str, trained_on))}",
+            f"trained on seeds {', '.join(map(str, trained_on))}, threshold "
+            f"{model.threshold:.3f} (calibrated on seed {calibrated_on})",
         )
     )

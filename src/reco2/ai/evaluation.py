@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -28,7 +28,7 @@ import numpy as np
 from reco2.ai.check import AnomalyCheck, screen
 from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, fit_estimator
 from reco2.ai.features import interval_features
-from reco2.ai.model import AnomalyModel, fit
+from reco2.ai.model import AnomalyModel, calibrated_threshold, fit
 from reco2.ai.series import DeviceInfo, Window, build_window
 from reco2.ingest.sim_drift import DRIFT, apply_drifts, plan_drifts
 from reco2.ingest.simulator import FaultKind, Fleet, SimDevice, Simulation, make_fleet
@@ -176,14 +176,26 @@ def training_rows(spec: FleetSpec) -> tuple[np.ndarray[Any, Any], np.ndarray[Any
     return matrix[use], y[use]
 
 
-def train(specs: FleetSpec | Sequence[FleetSpec], version: str) -> AnomalyModel:
-    """Fit the model on the rows of one or more simulated fleets."""
+def train(
+    specs: FleetSpec | Sequence[FleetSpec], version: str, calibration: FleetSpec | None = None
+) -> AnomalyModel:
+    """Fit the model on the rows of one or more simulated fleets; with a ``calibration`` fleet
+    (another seed), set its threshold from the scores of that fleet's clean intervals
+    (``model.calibrated_threshold``)."""
     fleets = [specs] if isinstance(specs, FleetSpec) else list(specs)
+    if calibration is not None and calibration.seed in {spec.seed for spec in fleets}:
+        raise ValueError("the calibration fleet needs a seed of its own")
     parts = [training_rows(spec) for spec in fleets]
     matrix = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    record = {"fleets": [spec.as_record() for spec in fleets]}
-    return fit(matrix, y, version, record, seed=fleets[0].seed)
+    record: dict[str, Any] = {"fleets": [spec.as_record() for spec in fleets]}
+    model = fit(matrix, y, version, record, seed=fleets[0].seed)
+    if calibration is None:
+        return model
+    rows, labels_ = training_rows(calibration)
+    threshold = calibrated_threshold(model.scores(rows[labels_ == 0]))
+    record = {**model.training, "calibration": calibration.as_record()}
+    return replace(model, threshold=threshold, training=record)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,11 @@ from reco2.ai.series import FloatArray
 
 MODEL_FORMAT: Final = "reco2-anomaly/1"
 DEFAULT_THRESHOLD: Final = 0.5
+#: Share of clean intervals of a calibration fleet that lowering the threshold from 0.5 may add
+#: to those flagged.
+CALIBRATION_EXTRA_FPR: Final = 0.002
+#: Bounds of a calibrated threshold.
+THRESHOLD_RANGE: Final = (0.05, 0.5)
 
 
 class ModelError(RuntimeError):
@@ -89,6 +94,23 @@ class AnomalyModel:
         return AnomalyModel(
             estimator, str(meta["version"]), float(meta["threshold"]), dict(meta["training"])
         )
+
+
+def calibrated_threshold(
+    clean_scores: FloatArray, extra_fpr: float = CALIBRATION_EXTRA_FPR
+) -> float:
+    """The lowest threshold within ``THRESHOLD_RANGE`` that flags at most ``extra_fpr`` more of
+    the clean intervals of a calibration fleet (neither training nor test data) than the
+    highest one does: a fault's probability is shrunk by how rare faults are in training, so
+    0.5 leaves faults unflagged that cost next to no false positives."""
+    low, high = THRESHOLD_RANGE
+    if len(clean_scores) == 0:
+        return high
+    allowed = float(np.mean(clean_scores >= high)) + extra_fpr
+    if allowed >= 1.0:
+        return low
+    quantile = float(np.quantile(clean_scores, 1.0 - allowed, method="higher"))
+    return min(high, max(low, float(np.nextafter(quantile, 1.0))))
 
 
 def fit(
