@@ -432,8 +432,9 @@ def fleet_days(rng: random.Random) -> list[Validated]:
 
 
 def test_a_devices_rows_are_found_across_days_and_gaps(store: ReadingsStore) -> None:
-    """previous / following / accepted_readings / readings(device) against an in-memory model,
-    at probes on and off the grid, before, between and after the days with readings."""
+    """previous / following / accepted_readings / readings(device) / pending_days against an
+    in-memory model, at probes on and off the grid, before, between and after the days with
+    readings."""
     rng = random.Random(7)
     verdicts = fleet_days(rng)
     for start in range(0, len(verdicts), 7):  # several batches, as the intake writes them
@@ -460,6 +461,17 @@ def test_a_devices_rows_are_found_across_days_and_gaps(store: ReadingsStore) -> 
             hi = lo + rng.randrange(0, 3 * 86_400)
             got = [r.interval_start_s for r in store.accepted_readings(device_id, lo, hi)]
             assert got == [s for s in accepted if lo <= s < hi]
+    for until in (DAY_START_S + 86_400 * n + 3_600 * (n % 2) for n in range(7)):
+        per_day: dict[tuple[str, int], int] = {}
+        for v in verdicts:
+            if v.accepted and v.reading is not None:
+                day = DAY_START_S + (v.reading.interval_start_s - DAY_START_S) // 86_400 * 86_400
+                if day + 86_400 <= until:
+                    key = (v.reading.device_id, day)
+                    per_day[key] = per_day.get(key, 0) + 1
+        assert store.pending_days(until) == [
+            PendingDay(d, s, n) for (d, s), n in sorted(per_day.items())
+        ]
 
 
 def test_a_store_of_the_earlier_layout_is_brought_up_to_date(tmp_path: Path) -> None:

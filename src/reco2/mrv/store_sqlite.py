@@ -33,6 +33,7 @@ from reco2.mrv.store import (
     READINGS_COLUMNS,
     SCHEMA_VERSION,
     Key,
+    PendingDay,
     ReadingsStore,
     Status,
     StoredReading,
@@ -235,6 +236,27 @@ class SqliteStore(ReadingsStore):
             first_s = max(day_s, _next_slot(day_s, start_s))
             found += self._accepted_in(device_id, first_s, min(day_s + DAY_S, end_s), "ASC")
         return found
+
+    def pending_days(self, until_s: int) -> list[PendingDay]:
+        # From device_days rather than a scan of every accepted reading: only the days not yet
+        # issued are counted, each with at most 48 probes.
+        days = self._rows(
+            "SELECT d.device_id, d.day_start_s FROM device_days d WHERE d.day_start_s + ? <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM issued_days i WHERE i.device_id = d.device_id "
+            "AND i.day_start_s = d.day_start_s) ORDER BY d.device_id, d.day_start_s",
+            (DAY_S, until_s),
+        )
+        slots = ", ".join(["?"] * (DAY_S // INTERVAL_S))
+        pending: list[PendingDay] = []
+        for device_id, day_s in days:
+            count = self._rows(
+                f"SELECT COUNT(*) FROM readings WHERE interval_start_s IN ({slots}) "
+                "AND device_id = ? AND status = 'accepted'",
+                (*range(day_s, day_s + DAY_S, INTERVAL_S), device_id),
+            )[0][0]
+            if count:
+                pending.append(PendingDay(str(device_id), int(day_s), int(count)))
+        return pending
 
     def readings(self, device_id: str | None = None) -> list[StoredReading]:
         if device_id is None:
