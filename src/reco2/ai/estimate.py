@@ -202,12 +202,22 @@ class GapEstimator:
     quantile: float
     version: str
 
-    def estimate_wh(self, window: Window, usable: BoolArray, targets: BoolArray) -> FloatArray:
-        """Estimates [Wh, whole] for the ``targets`` intervals (others NaN)."""
+    def estimate_wh(
+        self,
+        window: Window,
+        usable: BoolArray,
+        targets: BoolArray,
+        doubtful: BoolArray | None = None,
+    ) -> FloatArray:
+        """Estimates [Wh, whole] for the ``targets`` intervals (others NaN). Where ``doubtful``
+        (per interval) the registers are not trusted to bound the gap (say, on a day the
+        anomaly model flags: a drifting meter's registers prove more than was generated)."""
         out = np.full(targets.shape, np.nan)
         if not targets.any():
             return out
         rows = estimate_features(window, usable)[targets.reshape(-1)]
+        if doubtful is not None:
+            rows[doubtful[targets], COUNTER] = -1.0
         half_hour_wh = np.broadcast_to(window.capacity_w[:, None, None] / 2.0, targets.shape)
         allocation = rows[:, COUNTER] * half_hour_wh[targets]
         proven = rows[:, COUNTER] >= 0

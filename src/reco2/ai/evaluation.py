@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from reco2.ai.check import NAME as ANOMALY_STEP
 from reco2.ai.check import AnomalyCheck, screen
 from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, fit_estimator
 from reco2.ai.features import interval_features
@@ -324,7 +325,8 @@ def estimate_gaps(
     simulated: Simulated,
     verdicts: dict[Key, tuple[bool, tuple[str, ...]]],
 ) -> GapResult:
-    """Fill the held-out fleet's gaps from the readings the pipeline accepted; score them."""
+    """Fill the held-out fleet's gaps from the readings the pipeline accepted; score them. On a
+    day the anomaly model flagged, the registers do not bound a gap (``flagged_days``)."""
     window = simulated.window()
     usable = window.present.copy()
     for key, (rejected, _) in verdicts.items():
@@ -336,7 +338,7 @@ def estimate_gaps(
         where = window.position(*key)
         if where is not None:
             targets[where] = True
-    values = estimator.estimate_wh(window, usable, targets)
+    values = estimator.estimate_wh(window, usable, targets, flagged_days(window, verdicts))
     filled = conservative = estimated = truth = 0
     for key in simulated.gaps:
         where = window.position(*key)
@@ -349,6 +351,19 @@ def estimate_gaps(
         estimated += int(value)
         truth += true_wh
     return GapResult(filled, conservative, estimated, truth)
+
+
+def flagged_days(
+    window: Window, verdicts: dict[Key, tuple[bool, tuple[str, ...]]]
+) -> np.ndarray[Any, Any]:
+    """Per interval: whether the anomaly model flagged a reading of its device-day."""
+    days = np.zeros(window.present.shape[:2], dtype=bool)
+    for key, (rejected, checks) in verdicts.items():
+        where = window.position(*key)
+        if rejected and where is not None and ANOMALY_STEP in checks:
+            days[where[:2]] = True
+    out: np.ndarray[Any, Any] = np.broadcast_to(days[:, :, None], window.present.shape)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
