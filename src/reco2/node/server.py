@@ -28,6 +28,18 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
     }
 
 
+def state_json(node: Node, key: str) -> dict[str, Any]:
+    """A state key's value (base64) with its proof against the last block's state root."""
+    result = node.query(key.encode())
+    return {
+        "key": key,
+        "value": None if result.value is None else base64.b64encode(result.value).decode(),
+        "proof_ops": merkle.proof_ops_to_json(result.proof_ops),
+        "height": result.height,
+        "state_root": result.state_root.hex(),
+    }
+
+
 def create_app(node: Node) -> FastAPI:
     app = FastAPI(title="ReCO2 node", version="0.1.0")
 
@@ -66,13 +78,6 @@ def create_app(node: Node) -> FastAPI:
 
     @app.get("/v1/state")
     def state(key: str) -> dict[str, Any]:
-        result = node.query(key.encode())
-        return {
-            "key": key,
-            "value": None if result.value is None else base64.b64encode(result.value).decode(),
-            "proof_ops": merkle.proof_ops_to_json(result.proof_ops),
-            "height": result.height,
-            "state_root": result.state_root.hex(),
-        }
+        return state_json(node, key)
 
     return app

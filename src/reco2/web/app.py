@@ -10,7 +10,6 @@ state read (any record with its proof, true owners included) answers the authori
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,11 +29,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reco2.ingest import contract
 from reco2.ingest.engine import IntakeEngine
-from reco2.ledger import merkle, tx
+from reco2.ledger import tx
 from reco2.ledger.state import State
 from reco2.ledger.types import Purpose, Retirement, Role, Trade
 from reco2.node.embedded import Node, Receipt
 from reco2.node.server import create_app as create_node_app
+from reco2.node.server import state_json
 from reco2.scenario.model import ScenarioError, kg_to_g
 from reco2.views import market
 from reco2.web import (
@@ -525,14 +525,7 @@ def create_app(
             raise HTTPException(
                 403, "raw state names hidden sellers: only the registry authority may read it"
             )
-        result = node.query(key.encode())
-        return {
-            "key": key,
-            "value": None if result.value is None else base64.b64encode(result.value).decode(),
-            "proof_ops": merkle.proof_ops_to_json(result.proof_ops),
-            "height": result.height,
-            "state_root": result.state_root.hex(),
-        }
+        return state_json(node, key)
 
     # After every route of its own: /node/v1/state above answers before the node's.
     app.mount("/node", create_node_app(node))
