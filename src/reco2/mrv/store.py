@@ -413,16 +413,19 @@ class ReadingsStore(ABC):
                 [(*row[3:], row[1], row[2]) for row in plan.replaces.values()],
             )
         if plan.inserts:
-            cursor.executemany(
-                f"INSERT INTO readings ({READINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                list(plan.inserts.values()),
-            )
+            self._insert_readings(cursor, list(plan.inserts.values()))
         if plan.rejections:
             cursor.executemany(
                 f"INSERT INTO rejections ({REJECTIONS_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 list(plan.rejections.values()),
             )
+
+    def _insert_readings(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert new ``readings`` rows (a backend may do it in a faster form)."""
+        cursor.executemany(
+            f"INSERT INTO readings ({READINGS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
 
     def record_issued(self, day: IssuedDay) -> None:
         """Record (or overwrite) the outcome of one device-day's issuance."""

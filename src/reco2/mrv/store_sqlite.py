@@ -87,6 +87,8 @@ CREATE TABLE IF NOT EXISTS issued_days (
 
 #: Keys per lookup statement (two variables each; SQLite allows 32,766 since 3.32).
 LOOKUP_CHUNK: Final = 500
+#: Rows per multi-row INSERT of new readings (eight variables each).
+INSERT_CHUNK: Final = 512
 BUSY_TIMEOUT_S: Final = 30.0
 
 
@@ -177,6 +179,16 @@ class SqliteStore(ReadingsStore):
                 "INSERT INTO device_days (device_id, day_start_s) VALUES (?, ?) "
                 "ON CONFLICT DO NOTHING",
                 days,
+            )
+
+    def _insert_readings(self, cursor: Any, rows: list[tuple[Any, ...]]) -> None:
+        # Many rows per statement instead of ``executemany``'s one step per row, each of which
+        # lets go of the GIL and takes it back (2.6 instead of 3.5 us of CPU per row).
+        for chunk in chunks(rows, INSERT_CHUNK):
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO readings ({READINGS_COLUMNS}) VALUES {values}",
+                [part for row in chunk for part in row],
             )
 
     def _latest_starts(self, cursor: Any, device_ids: Sequence[str]) -> dict[str, int]:
