@@ -12,7 +12,9 @@ from reco2.ai.estimate import (
     Estimate,
     EstimationPolicy,
     GapEstimator,
+    Parts,
     counter_allocation,
+    counter_floor,
     load_estimator,
     save_estimator,
 )
@@ -191,3 +193,30 @@ def test_the_review_store_keeps_flags_estimates_and_only_valid_releases(tmp_path
         good = sign_release("d/1800", b"\0" * 32, "1", "reviewer", AUTHORITY_SEED)
         assert store.record_release(good, participants().get, at_s=11) == "ok"
         assert store.releases() == [good]
+
+
+def test_the_registers_prove_a_single_interval_exactly_and_floor_a_run() -> None:
+    simulated = simulate(FleetSpec(seed=5, devices=6, days=2, fault_rate=0.0, drifts=0))
+    window = simulated.window()
+    usable = window.present.copy()
+    usable[0, 1, 24] = False  # a run of one
+    usable[1, 1, 20:23] = False  # a run of three
+    allocation, _ = counter_allocation(window, usable, np.ones(window.present.shape))
+    floor = counter_floor(window, usable, allocation)
+    truth = np.maximum(window.generation - window.export, 0)
+    assert floor[0, 1, 24] == pytest.approx(truth[0, 1, 24]) and truth[0, 1, 24] > 0
+    assert (floor[1, 1, 20:23] <= truth[1, 1, 20:23] + 1e-9).all()
+    assert np.isnan(floor[usable]).all()
+
+
+def test_combined_estimates_keep_to_the_registers_the_floor_and_the_bound() -> None:
+    parts = Parts(
+        allocation=np.array([100.0, 100.0, np.nan, np.nan]),
+        share=np.array([0.9, 0.2, np.nan, np.nan]),
+        floor=np.array([0.0, 50.0, 0.0, 0.0]),
+        plain=np.array([np.nan, np.nan, 40.0, 400.0]),
+        bound=np.array([500.0, 500.0, 500.0, 300.0]),
+    )
+    assert parts.combine(1.0).tolist() == [90.0, 50.0, 40.0, 300.0]
+    assert parts.combine(2.0).tolist() == [100.0, 50.0, 80.0, 300.0]  # never past the registers
+    assert parts.combine(0.5).tolist() == [45.0, 50.0, 20.0, 200.0]

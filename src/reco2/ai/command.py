@@ -79,16 +79,22 @@ def train_command(
         raise typer.BadParameter("not a training seed", param_hint="--calibration-seed")
     model = train(specs, version, calibration)
     model_path, meta_path = model.save(out)
-    estimator = train_estimator(specs)
+    estimator = train_estimator(specs, calibration=calibration)
     gaps_path = save_estimator(
-        estimator, estimator_path(out), {"fleets": [spec.as_record() for spec in specs]}
+        estimator,
+        estimator_path(out),
+        {
+            "fleets": [spec.as_record() for spec in specs],
+            "calibration": calibration.as_record(),
+        },
     )
     Console().print(
         f"anomaly model {version}: {model_path} ({model.training['rows']} rows, "
         f"{model.training['faulty_rows']} faulty, data sha256 "
         f"{model.training['data_sha256'][:16]}...), threshold {model.threshold:.3f} "
         f"(calibrated on seed {calibration_seed}), metadata {meta_path}\n"
-        f"gap estimator (quantile {estimator.quantile}): {gaps_path}"
+        f"gap estimator (quantile {estimator.quantile}, scale {estimator.scale:.2f} calibrated "
+        f"on seed {calibration_seed}): {gaps_path}"
     )
 
 
@@ -165,7 +171,7 @@ def evaluate_command(
             raise typer.BadParameter("not a training seed", param_hint="--calibration-seed")
         calibration = FleetSpec(calibration_seed, devices, days, fault_rate, drifts)
         model = train(specs, "evaluation", calibration)
-        estimator = train_estimator(specs)
+        estimator = train_estimator(specs, calibration=calibration)
         trained_on = [spec.seed for spec in specs]
     calibrated_on = model.training.get("calibration", {}).get("seed")
     if test_seed in trained_on or test_seed == calibrated_on:

@@ -27,7 +27,7 @@ import numpy as np
 
 from reco2.ai.check import NAME as ANOMALY_STEP
 from reco2.ai.check import AnomalyCheck, screen
-from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, fit_estimator
+from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, calibrated_scale, fit_estimator
 from reco2.ai.features import interval_features
 from reco2.ai.model import AnomalyModel, calibrated_threshold, fit
 from reco2.ai.series import DeviceInfo, Window, build_window
@@ -309,15 +309,27 @@ def clean_readings(simulated: Simulated, window: Window) -> np.ndarray[Any, Any]
 
 
 def train_estimator(
-    specs: FleetSpec | Sequence[FleetSpec], quantile: float = DEFAULT_QUANTILE
+    specs: FleetSpec | Sequence[FleetSpec],
+    quantile: float = DEFAULT_QUANTILE,
+    calibration: FleetSpec | None = None,
 ) -> GapEstimator:
+    """Fit the gap estimator on the clean readings of one or more fleets; with a
+    ``calibration`` fleet (another seed), scale its quantiles on runs hidden in that fleet's
+    clean readings (``estimate.calibrated_scale``)."""
     fleets = [specs] if isinstance(specs, FleetSpec) else list(specs)
-    windows = []
-    for spec in fleets:
-        simulated = simulate(spec)
-        window = simulated.window()
-        windows.append((window, clean_readings(simulated, window)))
-    return fit_estimator(windows, quantile, seed=fleets[0].seed)
+    if calibration is not None and calibration.seed in {spec.seed for spec in fleets}:
+        raise ValueError("the calibration fleet needs a seed of its own")
+    windows = [_clean_window(spec) for spec in fleets]
+    estimator = fit_estimator(windows, quantile, seed=fleets[0].seed)
+    if calibration is None:
+        return estimator
+    return calibrated_scale(estimator, [_clean_window(calibration)], seed=calibration.seed)
+
+
+def _clean_window(spec: FleetSpec) -> tuple[Window, np.ndarray[Any, Any]]:
+    simulated = simulate(spec)
+    window = simulated.window()
+    return window, clean_readings(simulated, window)
 
 
 def estimate_gaps(
