@@ -40,7 +40,7 @@ def model() -> AnomalyModel:
 
 @cache
 def evaluation() -> Evaluation:
-    return evaluate_held_out(model(), train_estimator(TRAIN), HELD_OUT)
+    return evaluate_held_out(model(), train_estimator(TRAIN, calibration=CALIBRATION), HELD_OUT)
 
 
 def detection() -> Detection:
@@ -155,22 +155,21 @@ def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
     assert result.recall >= 0.95, result
 
 
-@pytest.mark.xfail(
-    reason="not reached on every held-out fleet: drift 0.96-1.00 on six 30 x 12 fleets (seeds "
-    "22-32) but 0.61-1.00 on four 40 x 14 ones (seeds 12-18): a meter that crosses the 20 % "
-    "materiality only on a window's last day or two is within a few days' weather noise",
-    strict=False,
-)
 def test_held_out_recall_of_drift_is_at_least_0_95() -> None:
+    # Measured with this size (30 x 12, trained on 21 and 23, calibrated on 27): 0.954 on seed
+    # 22, 1.000 on seeds 24, 26, 28, 30 and 32. At the CLI's size (40 x 14, trained on 11, 13,
+    # 15, calibrated on 17) 1.000 on seeds 12, 14, 20, 21, 23, 0.996 on 18, but 0.868 on 16.
     result = next(k for k in detection().kinds if k.kind == "drift")
     assert result.faulty > 0
     assert result.recall >= 0.95, result
 
 
 @pytest.mark.xfail(
-    reason="not reached with drifting meters among the gaps: estimates at most the truth in "
-    "0.92-0.98 of filled intervals on six held-out fleets, recovery 0.59-0.65 (a meter drifting "
-    "under the materiality threshold is not flagged and its registers over-read)",
+    reason="not reached on every held-out fleet with drifting meters among the gaps: on six "
+    "30 x 12 fleets (seeds 22-32) estimates at most the truth in 0.91-1.00 of filled intervals "
+    "and recovery 0.50-0.63 (seed 22: 0.990 and 0.512; a flagged day's gaps fall back to the "
+    "quantile without registers, which recovers 0.26-0.29); on eight 40 x 14 fleets (seeds 12-23) "
+    "0.93-0.99 and 0.58-0.65",
     strict=False,
 )
 def test_held_out_gap_estimates_are_conservative_and_recover_60_percent() -> None:
@@ -205,3 +204,12 @@ def test_a_calibrated_threshold_flags_at_most_the_target_share_of_clean_scores()
     assert calibrated_threshold(np.zeros(100)) == 0.05  # never below the floor
     spread = np.linspace(0.3, 0.6, 1_001)  # a third of them flagged at 0.5 already
     assert 0.49 < calibrated_threshold(spread) <= 0.5  # never above 0.5
+
+
+def test_onset_rise_sees_a_steady_rise_and_not_a_bright_day_gone_by() -> None:
+    flat_then_rising = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 0.10, 0.15]])
+    bright_day_gone_by = np.array([[0.0, 0.0, 0.0, 0.0, 0.15, 0.0, 0.0, 0.0]])
+    assert features.onset_rise(flat_then_rising)[0, 7] == pytest.approx(0.15)
+    assert features.onset_rise(flat_then_rising)[0, 3] == 0.0  # fewer than 5 known days
+    assert features.onset_rise(-flat_then_rising)[0, 7] == 0.0  # a fall is no drift
+    assert features.onset_rise(bright_day_gone_by)[0, 7] < 0.03

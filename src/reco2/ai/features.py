@@ -27,6 +27,9 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``day_cusum``             the one-sided cumulative sum of ``day_deviation_reference`` (capped
                           at ``CUSUM_CAP``) less ``CUSUM_SLACK`` up to the day (reset at 0): a
                           slow rise adds up
+``day_onset_rise``        the rise by the day of the broken line (flat, then a steady rise from
+                          an onset day) that best fits the day log ratio over all the days so
+                          far (``onset_rise``): a drift is a steady slope, weather is not
 ``neighbour_day_factor``  the neighbours' mean capacity factor over the day (how much sun)
 ``copy_share``            share of the day's generating intervals whose numbers (generation,
                           export) equal another device's exactly (the most equal one)
@@ -72,6 +75,7 @@ FEATURES: Final = (
     "day_trend",
     "day_persistent_rise",
     "day_cusum",
+    "day_onset_rise",
     "neighbour_day_factor",
     "copy_share",
     "copy_evidence",
@@ -92,6 +96,7 @@ INCREASING: Final = frozenset(
         "day_deviation_reference_3d",
         "day_persistent_rise",
         "day_cusum",
+        "day_onset_rise",
         "copy_share",
         "copy_evidence",
         "copy_share_as_copier",
@@ -113,6 +118,8 @@ CUSUM_CAP: Final = 0.3
 EQUAL_DAY_SHARE: Final = 0.5
 #: Length of a run of equal generation from which its readings stand for no weather.
 FLAT_RUN_UNTRUSTED: Final = 3
+#: Known days ``day_onset_rise`` needs before it fits a line.
+ONSET_MIN_DAYS: Final = 5
 #: Day deviation [log ratio] a device may show every day without adding to ``day_cusum``.
 CUSUM_SLACK: Final = 0.05
 #: Days back that ``replay_share`` compares with.
@@ -226,6 +233,35 @@ def trend(per_day: FloatArray, span: int = 5) -> FloatArray:
             known = np.isfinite(y)
             if known.sum() >= 3:
                 out[n, d] = float(np.polyfit(x[known], y[known], 1)[0])
+    return out
+
+
+def onset_rise(per_day: FloatArray, min_days: int = ONSET_MIN_DAYS) -> FloatArray:
+    """Per device and day d, the rise by day d of the broken line that best fits the values of
+    days 0..d: flat up to an onset day k, then rising linearly, y = a + b max(0, t - k), least
+    squares over the onsets k with at least 2 known values before k and 2 from k; the rise is
+    b (d - k), 0 where the best fit falls or fewer than ``min_days`` values are known. A slow
+    drift is such a line over all the days it has run; a bright day or two is not."""
+    devices, days = per_day.shape
+    out = np.zeros(per_day.shape)
+    t = np.arange(days, dtype=np.float64)
+    for n in range(devices):
+        row = per_day[n]
+        for d in range(days):
+            known = np.isfinite(row[: d + 1])
+            if known.sum() < min_days:
+                continue
+            x, y = t[: d + 1][known], row[: d + 1][known]
+            best, rise = np.inf, 0.0
+            for k in range(1, d):
+                if (x < k).sum() < 2 or (x >= k).sum() < 2:
+                    continue
+                design = np.stack([np.ones_like(x), np.maximum(0.0, x - k)], axis=1)
+                coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+                sse = float(((design @ coef - y) ** 2).sum())
+                if sse < best:
+                    best, rise = sse, float(coef[1]) * (d - k)
+            out[n, d] = max(rise, 0.0)
     return out
 
 
@@ -441,6 +477,7 @@ def _interval_features(window: Window) -> FloatArray:
         "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
         "day_persistent_rise": np.broadcast_to(persistent(referenced)[:, :, None], shape),
         "day_cusum": np.broadcast_to(cusum(referenced)[:, :, None], shape),
+        "day_onset_rise": np.broadcast_to(onset_rise(day_ratio)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
         **{name: np.broadcast_to(values[:, :, None], shape) for name, values in copied.items()},
         "replay_share": np.broadcast_to(replays[:, :, None], shape),
