@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reco2.ai.estimate import (
+    SCALE_RANGE,
     Estimate,
     EstimationPolicy,
     GapEstimator,
@@ -41,11 +42,12 @@ TRAIN = (
     FleetSpec(seed=33, devices=30, days=12, fault_rate=0.04, drifts=0),
 )
 HELD_OUT = FleetSpec(seed=32, devices=30, days=12, fault_rate=0.04, drifts=0)
+CALIBRATION = FleetSpec(seed=37, devices=30, days=12, fault_rate=0.04, drifts=0)
 
 
 @cache
 def estimator() -> GapEstimator:
-    return train_estimator(TRAIN)
+    return train_estimator(TRAIN, calibration=CALIBRATION)
 
 
 @cache
@@ -220,3 +222,10 @@ def test_combined_estimates_keep_to_the_registers_the_floor_and_the_bound() -> N
     assert parts.combine(1.0).tolist() == [90.0, 50.0, 40.0, 300.0]
     assert parts.combine(2.0).tolist() == [100.0, 50.0, 80.0, 300.0]  # never past the registers
     assert parts.combine(0.5).tolist() == [45.0, 50.0, 20.0, 200.0]
+
+
+def test_the_quantiles_are_scaled_on_a_fleet_of_their_own() -> None:
+    assert SCALE_RANGE[0] <= estimator().scale <= SCALE_RANGE[1]
+    assert CALIBRATION.seed not in {spec.seed for spec in TRAIN} | {HELD_OUT.seed}
+    with pytest.raises(ValueError):
+        train_estimator(TRAIN[:1], calibration=TRAIN[0])
