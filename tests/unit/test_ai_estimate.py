@@ -229,3 +229,21 @@ def test_the_quantiles_are_scaled_on_a_fleet_of_their_own() -> None:
     assert CALIBRATION.seed not in {spec.seed for spec in TRAIN} | {HELD_OUT.seed}
     with pytest.raises(ValueError):
         train_estimator(TRAIN[:1], calibration=TRAIN[0])
+
+
+def test_doubtful_registers_are_divided_by_their_over_reading_or_not_used() -> None:
+    window = simulate(HELD_OUT).window()
+    targets = window.present & (np.arange(48) % 7 == 3)[None, None, :]
+    usable = window.present & ~targets
+    doubtful = np.ones(targets.shape, dtype=bool)
+    trusted = estimator().estimate_wh(window, usable, targets)
+    unit = np.ones(targets.shape)
+    assert np.array_equal(
+        estimator().estimate_wh(window, usable, targets, doubtful, unit), trusted, equal_nan=True
+    )
+    unknown = np.full(targets.shape, np.nan)
+    without = estimator().estimate_wh(window, usable, targets, doubtful)
+    assert np.array_equal(
+        estimator().estimate_wh(window, usable, targets, doubtful, unknown), without, equal_nan=True
+    )
+    assert not np.array_equal(without, trusted, equal_nan=True)

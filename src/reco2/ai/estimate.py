@@ -311,14 +311,18 @@ class GapEstimator:
         usable: BoolArray,
         targets: BoolArray,
         doubtful: BoolArray | None = None,
+        over_read: FloatArray | None = None,
     ) -> FloatArray:
         """Estimates [Wh, whole] for the ``targets`` intervals (others NaN). Where ``doubtful``
-        (per interval) the registers are not trusted to bound the gap (say, on a day the
-        anomaly model flags: a drifting meter's registers prove more than was generated)."""
+        (per interval) the registers may prove more than was generated (say, on a day the
+        anomaly model flags: a drifting meter's registers over-read): what they prove is
+        divided by ``over_read`` there (the most they may over-read by, a factor >= 1), or not
+        used at all where that is NaN or not given."""
         out = np.full(targets.shape, np.nan)
         if not targets.any():
             return out
-        out[targets] = self.parts(window, usable, targets, doubtful).combine(self.scale)
+        parts = self.parts(window, usable, targets, doubtful, over_read)
+        out[targets] = parts.combine(self.scale)
         return out
 
     def parts(
@@ -327,6 +331,7 @@ class GapEstimator:
         usable: BoolArray,
         targets: BoolArray,
         doubtful: BoolArray | None = None,
+        over_read: FloatArray | None = None,
     ) -> Parts:
         """The pieces of the ``targets`` intervals' estimates, before ``scale`` (``Parts``)."""
         every = estimate_features(window, usable, self.typical)
@@ -334,8 +339,14 @@ class GapEstimator:
         shared = every[:, COUNTER].reshape(targets.shape)
         floor = counter_floor(window, usable, np.where(shared >= 0, shared * half_hour_wh, np.nan))
         rows = every[targets.reshape(-1)]
+        floor = np.nan_to_num(floor[targets])
         if doubtful is not None:
-            rows[doubtful[targets], COUNTER] = -1.0
+            factor = np.full(len(rows), np.nan) if over_read is None else over_read[targets]
+            doubt = doubtful[targets]
+            fixed = doubt & np.isfinite(factor) & (rows[:, COUNTER] >= 0)
+            rows[fixed, COUNTER] = rows[fixed, COUNTER] / factor[fixed]
+            floor[fixed] = floor[fixed] / factor[fixed]
+            rows[doubt & ~fixed, COUNTER] = -1.0
         proven = rows[:, COUNTER] >= 0
         allocation = np.where(proven, rows[:, COUNTER] * half_hour_wh[targets], np.nan)
         share = np.full(len(rows), np.nan)
@@ -346,7 +357,7 @@ class GapEstimator:
             blank = rows[~proven].copy()
             blank[:, COUNTER] = -1.0
             plain[~proven] = self.plain.predict(blank) * half_hour_wh[targets][~proven]
-        return Parts(allocation, share, np.nan_to_num(floor[targets]), plain, window.bound[targets])
+        return Parts(allocation, share, floor, plain, window.bound[targets])
 
     def estimates(self, window: Window, usable: BoolArray, targets: BoolArray) -> list[Estimate]:
         values = self.estimate_wh(window, usable, targets)

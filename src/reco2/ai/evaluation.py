@@ -28,7 +28,7 @@ import numpy as np
 from reco2.ai.check import NAME as ANOMALY_STEP
 from reco2.ai.check import AnomalyCheck, screen
 from reco2.ai.estimate import DEFAULT_QUANTILE, GapEstimator, calibrated_scale, fit_estimator
-from reco2.ai.features import interval_features
+from reco2.ai.features import day_rise, interval_features
 from reco2.ai.model import AnomalyModel, calibrated_threshold, fit
 from reco2.ai.series import DeviceInfo, Window, build_window
 from reco2.ingest.sim_drift import DRIFT, apply_drifts, plan_drifts
@@ -44,6 +44,9 @@ PLACES: Final = ("131202", "141003", "111007")
 START_DAY: Final = dt.date(2025, 5, 12)
 KINDS: Final = (*(k.value for k in FaultKind), DRIFT)
 Key = tuple[str, int]
+#: Log of the extra over-reading allowed for beyond a flagged day's rise (``estimate_gaps``):
+#: about two standard deviations of a clean roof's day rise (0.03-0.08 measured per day).
+OVER_READ_MARGIN: Final = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +341,10 @@ def estimate_gaps(
     verdicts: dict[Key, tuple[bool, tuple[str, ...]]],
 ) -> GapResult:
     """Fill the held-out fleet's gaps from the readings the pipeline accepted; score them. On a
-    day the anomaly model flagged, the registers do not bound a gap (``flagged_days``)."""
+    day the anomaly model flagged (``flagged_days``), what the registers prove for a gap is
+    divided by how far the roof read above its usual share of its place's weather that day
+    (``features.day_rise``), plus ``OVER_READ_MARGIN``: a drifting meter's registers over-read
+    by its gain."""
     window = simulated.window()
     usable = window.present.copy()
     for key, (rejected, _) in verdicts.items():
@@ -350,7 +356,11 @@ def estimate_gaps(
         where = window.position(*key)
         if where is not None:
             targets[where] = True
-    values = estimator.estimate_wh(window, usable, targets, flagged_days(window, verdicts))
+    rise = np.maximum(np.nan_to_num(day_rise(window)), 0.0) + OVER_READ_MARGIN
+    over_read = np.broadcast_to(np.exp(rise)[:, :, None], window.present.shape)
+    values = estimator.estimate_wh(
+        window, usable, targets, flagged_days(window, verdicts), over_read
+    )
     filled = conservative = estimated = truth = 0
     for key in simulated.gaps:
         where = window.position(*key)

@@ -439,6 +439,21 @@ def trusted(window: Window, replays: FloatArray, copies: FloatArray) -> BoolArra
     return out
 
 
+def day_rise(window: Window) -> FloatArray:
+    """Per device-day, ``day_deviation_reference``: the day log ratio to the trusted
+    neighbours over its median on the window's first days (how far the roof reads above its
+    usual share of its place's weather; for a drifting meter, about the log of its gain)."""
+    cf = capacity_factor(window)
+    neighbours = neighbour_median(window, cf)
+    replays = replay_shares(window)
+    copied = copy_features(window, cf, neighbours)
+    fit = trusted(window, replays, copied["copy_share"])
+    weather = neighbour_median(window, np.where(fit, cf, np.nan))
+    day_ratio = day_log_ratio(cf, weather, fit)
+    out: FloatArray = day_ratio - reference(day_ratio, REFERENCE_DAYS)
+    return out
+
+
 def _interval_features(window: Window) -> FloatArray:
     cf = capacity_factor(window)
     neighbours = neighbour_median(window, cf)
