@@ -1,13 +1,8 @@
 """Signed meter readings ingested (decode, verify, validate, store) by the intake engine, as a
 ratio to a bare PyNaCl verify loop over the same signatures.
 
-- one process (``workers=0``): target >= 0.75 of the verify loop. The intake's threads: the
-  validator, the writer and one verifier thread (libsodium verifies without holding the GIL,
-  so the Python work goes on beside it when a second core is free);
+- one process (``workers=0``): target >= 0.75 of the verify loop;
 - two worker processes verifying signatures (``workers=2``): target >= 0.7 of twice the loop.
-
-The CPU efficiency printed beside each ratio says how much of the CPU went to the bare
-verifications: with one core only, that is what the one-process ratio would be.
 
 Ingested = ``IntakeEngine.submit`` of jobs of 256 readings (an HTTP request's worth) -> decode
 -> Ed25519 verification against the device's meter key -> the validation pipeline (every check

@@ -1,16 +1,13 @@
 """The intake engine: signed readings in, durable verdicts out, in batches.
 
-Three threads and, optionally, worker processes:
+Two threads and, optionally, worker processes:
 
 - the **validator** takes everything submitted so far (up to ``max_batch_readings``), decodes it
-  (``readings.decode_reading``), looks the devices up, has the Ed25519 signatures checked (the
-  check dominates the cost of a reading), runs the validation pipeline against ``CachedHistory``
-  (the store's accepted readings plus those of batches not yet committed) and hands the batch to
-  the writer. It prepares the next batch, whose signatures are being checked, while it runs the
-  pipeline on this one.
-- the signatures are checked by the **verifier** thread (``workers=0``) or by worker processes
-  (``workers=N``). libsodium's verification runs without Python's GIL, so on a thread it goes
-  on beside the validator's and the writer's Python work; worker processes add cores.
+  (``readings.decode_reading``), looks the devices up, has the Ed25519 signatures checked (on
+  the worker processes when there are any: the check dominates the cost of a reading), runs the
+  validation pipeline against ``CachedHistory`` (the store's accepted readings plus those of
+  batches not yet committed) and hands the batch to the writer. With workers it prepares the
+  next batch, whose signatures the workers check, while it runs the pipeline on this one.
 - the **writer** stores each batch in one transaction (``ReadingsStore.record``) and only then
   calls each submitter back, so an acknowledgement (an MQTT PUBACK, an HTTP answer) always
   follows a commit. While it waits for the disk the validator goes on with the next batch.
@@ -33,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -255,7 +252,7 @@ class IntakeEngine:
         self._writes: queue.Queue[_Batch | None] = queue.Queue(maxsize=2)
         self._numbers = itertools.count(1)
         self._stop_seen = False
-        self._pool: Executor | None = None
+        self._pool: ProcessPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
 
@@ -263,7 +260,8 @@ class IntakeEngine:
     def start(self) -> IntakeEngine:
         assert not self._started, "an engine starts once"
         self._started = True
-        self._pool = self._new_pool()
+        if self.workers > 0:
+            self._pool = self._new_pool()
         self._threads = [
             threading.Thread(target=self._validate_loop, name="intake-validator", daemon=True),
             threading.Thread(target=self._write_loop, name="intake-writer", daemon=True),
@@ -272,9 +270,7 @@ class IntakeEngine:
             thread.start()
         return self
 
-    def _new_pool(self) -> Executor:
-        if self.workers == 0:
-            return ThreadPoolExecutor(1, thread_name_prefix="intake-verifier")
+    def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver: never fork a process that runs threads (this one does).
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(
@@ -302,7 +298,7 @@ class IntakeEngine:
 
     def worker_pids(self) -> list[int]:
         """Process ids of the verifying workers (none without workers)."""
-        if not isinstance(self._pool, ProcessPoolExecutor):
+        if self._pool is None:
             return []
         pids = (process.pid for process in self._pool._processes.values())
         return sorted(pid for pid in pids if pid is not None)
@@ -373,8 +369,8 @@ class IntakeEngine:
                     if self._stop_seen:
                         break
                     continue
-                # Keep one batch being verified while this one is validated.
-                if len(inflight) >= 2 or not jobs:
+                # With workers, keep one batch being verified while this one is validated.
+                if self._pool is None or len(inflight) >= 2 or not jobs:
                     prepared = inflight.popleft()
                     try:
                         self._finish(prepared)
@@ -426,7 +422,7 @@ class IntakeEngine:
                 hashes.append(item.hash)
                 signed.append(signed_message(item.envelope))
                 keys.append(device.meter_public_key)
-            size = max(MIN_VERIFY_CHUNK, math.ceil(len(signed) / max(1, self.workers)))
+            size = max(MIN_VERIFY_CHUNK, math.ceil(len(signed) / self.workers))
             for start in range(0, len(signed), size):
                 end = start + size
                 future = self._pool.submit(verify_signatures, signed[start:end], keys[start:end])
