@@ -44,7 +44,7 @@ def intake(
     http_host: Annotated[str, typer.Option(help="Address of the HTTP endpoint.")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option(help="Port of the HTTP endpoint.")] = 8100,
     workers: Annotated[
-        int, typer.Option(help="Worker processes that verify signatures (0: a thread here).")
+        int, typer.Option(help="Worker processes that verify signatures (0: in-process).")
     ] = 0,
 ) -> None:
     """Take signed meter readings over MQTT and HTTP; validate and store each one."""
