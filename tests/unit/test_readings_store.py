@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from tests.services import postgres_server_fixture, postgres_url_fixture  # noqa: F401 (fixtures)
 from tests.support import Ledger, seed_of, world
@@ -268,7 +269,7 @@ def test_undecodable_payloads_are_kept_once_with_their_size(
 def test_a_batch_is_one_transaction(ledger: Ledger, store: ReadingsStore) -> None:
     raws = [signed(reading(NOON_S + i * INTERVAL_S, counter_wh=5_000_000 + i)) for i in range(3)]
     verdicts = judge(ledger, store, raws)
-    poison = dataclasses.replace(verdicts[2], raw=object())  # type: ignore[arg-type]
+    poison = msgspec.structs.replace(verdicts[2], raw=object())
     with pytest.raises(Exception):  # noqa: B017 (each driver names its own error)
         store.record([verdicts[0], verdicts[1], poison], RECEIVED_S)
     assert store.readings() == [] and store.rejections() == []
@@ -329,7 +330,7 @@ def test_cached_history_answers_as_the_store_does(ledger: Ledger, store: Reading
         context = ValidationContext(ledger.app.state.device, cached, NOW_S)
         verdict = validate(signed(r), context)
         if rng.random() < 0.2:
-            verdict = dataclasses.replace(verdict, rejections=(*verdict.rejections, _forced()))
+            verdict = msgspec.structs.replace(verdict, rejections=(*verdict.rejections, _forced()))
         if verdict.accepted:
             cached.add(r, number, cached.generation)
             accepted[start] = r

@@ -20,7 +20,6 @@ gets a named ``DecodeFailure``; decoding never raises.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -80,9 +79,13 @@ _reading_decoder = msgspec.msgpack.Decoder(Reading)
 _envelope_decoder = msgspec.msgpack.Decoder(SignedReading)
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedReading:
-    """A signed reading whose bytes are canonical (its signature is not yet verified)."""
+class DecodedReading(msgspec.Struct, frozen=True, gc=False):
+    """A signed reading whose bytes are canonical (its signature is not yet verified).
+
+    A msgspec Struct rather than a frozen dataclass, as ``validation.Candidate`` and
+    ``Validated``: the intake makes one of each per reading, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) cost about 0.5 us more every time.
+    """
 
     raw: bytes
     hash: bytes  # reading_hash(raw)

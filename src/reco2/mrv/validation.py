@@ -25,6 +25,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Final, Protocol
 
+import msgspec
+
 from reco2.ledger.calendar import (
     INTERVAL_S,
     JST_OFFSET_S,
@@ -44,7 +46,6 @@ from reco2.mrv.readings import (
     interval_end_s,
     reading_hash,
     reading_id,
-    self_consumed_wh,
     verify_reading_signature,
 )
 
@@ -141,8 +142,7 @@ class ValidationContext:
     now_s: int
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True, gc=False):
     """A decoded reading under validation, with its device (None when not registered)."""
 
     decoded: DecodedReading
@@ -238,9 +238,12 @@ def _within_capacity(candidate: Candidate, context: ValidationContext) -> str | 
     """self-consumed <= generation <= capacity [W] x interval [h], in exact integers."""
     assert candidate.device is not None
     reading = candidate.reading
-    if self_consumed_wh(reading) > reading.generation_wh:
+    generation_wh = reading.generation_wh
+    # self-consumed = max(0, generation - export) (``readings.self_consumed_wh``) exceeds
+    # generation exactly when one of them is negative; written so, as this runs for every reading.
+    if generation_wh < 0 or reading.export_wh < 0:
         return Reason.self_consumed_exceeds_generation
-    if reading.generation_wh * S_PER_H > candidate.device.capacity_w * INTERVAL_S:
+    if generation_wh * S_PER_H > candidate.device.capacity_w * INTERVAL_S:
         return Reason.generation_exceeds_capacity
     return None
 
@@ -250,20 +253,31 @@ def _counters_monotonic(candidate: Candidate, context: ValidationContext) -> str
     value at the next one (readings may arrive out of order).
 
     A register that wraps or is reset (a replaced meter) is refused here too: an operator
-    re-registers the meter rather than the pipeline guessing.
+    re-registers the meter rather than the pipeline guessing. The two registers are written
+    out rather than looped over by name: this runs for every reading.
     """
     reading = candidate.reading
-    before = context.history.previous(reading.device_id, reading.interval_start_s)
-    after = context.history.following(reading.device_id, reading.interval_start_s)
-    for counter in ("generation_counter_wh", "export_counter_wh"):
-        value: int | None = getattr(reading, counter)
-        if value is None:
-            continue
-        low = None if before is None else getattr(before, counter)
-        high = None if after is None else getattr(after, counter)
-        if (low is not None and value < low) or (high is not None and value > high):
-            return Reason.counter_ran_backwards
+    generation = reading.generation_counter_wh
+    export = reading.export_counter_wh
+    if generation is None and export is None:
+        return None
+    history = context.history
+    before = history.previous(reading.device_id, reading.interval_start_s)
+    if before is not None and (
+        _below(generation, before.generation_counter_wh) or _below(export, before.export_counter_wh)
+    ):
+        return Reason.counter_ran_backwards
+    after = history.following(reading.device_id, reading.interval_start_s)
+    if after is not None and (
+        _below(after.generation_counter_wh, generation) or _below(after.export_counter_wh, export)
+    ):
+        return Reason.counter_ran_backwards
     return None
+
+
+def _below(value: int | None, bound: int | None) -> bool:
+    """``value < bound`` where both registers are given (a missing one proves nothing)."""
+    return value is not None and bound is not None and value < bound
 
 
 def _no_conflict(candidate: Candidate, context: ValidationContext) -> str | None:
@@ -314,8 +328,7 @@ WITHIN_CLEAR_SKY: Final = RuleCheck("within_clear_sky", _within_clear_sky)
 DECODE: Final = "decode"
 
 
-@dataclass(frozen=True, slots=True)
-class Validated:
+class Validated(msgspec.Struct, frozen=True, gc=False):
     """The outcome of validating one signed reading.
 
     ``reading`` is None only when decoding failed. ``rejections`` lists every failed check in
@@ -356,13 +369,13 @@ class Pipeline:
     _plan: tuple[tuple[str | None, Callable[[Candidate, ValidationContext], object]], ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    _gate_plan: tuple[tuple[str | None, Callable[[Candidate, ValidationContext], object]], ...] = (
+        field(init=False, repr=False, compare=False, default=())
+    )
 
     def __post_init__(self) -> None:
-        plan = tuple(
-            (check.name, check.rule) if isinstance(check, RuleCheck) else (None, check)
-            for check in self.steps
-        )
-        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_plan", _plan_of(self.steps))
+        object.__setattr__(self, "_gate_plan", _plan_of(self.gates))
 
     def with_step(self, check: Check) -> Pipeline:
         """A new pipeline with ``check`` appended to the steps (this one is unchanged)."""
@@ -375,21 +388,38 @@ class Pipeline:
     def run(self, decoded: DecodedReading, context: ValidationContext) -> Validated:
         reading = decoded.reading
         candidate = Candidate(decoded, context.device_of(reading.device_id), reading)
-        for gate in self.gates:
-            rejection = gate(candidate, context)
-            if rejection is not None:
+        for name, rule in self._gate_plan:
+            outcome = rule(candidate, context)
+            if outcome is not None:
+                rejection = _as_rejection(name, outcome)
                 return Validated(decoded.raw, decoded.hash, reading, (rejection,))
         rejections: list[Rejection] = []
         for name, rule in self._plan:
             outcome = rule(candidate, context)
             if outcome is not None:
-                if name is None:
-                    assert isinstance(outcome, Rejection)
-                    rejections.append(outcome)
-                else:
-                    assert isinstance(outcome, str)
-                    rejections.append(Rejection(name, outcome))
+                rejections.append(_as_rejection(name, outcome))
         return Validated(decoded.raw, decoded.hash, reading, tuple(rejections))
+
+
+def _plan_of(
+    checks: tuple[Check, ...],
+) -> tuple[tuple[str | None, Callable[[Candidate, ValidationContext], object]], ...]:
+    """(name, rule) per check for ``Pipeline.run``: a ``RuleCheck``'s rule is called directly
+    (its name makes the rejection), any other check is called itself (name None)."""
+    return tuple(
+        (check.name, check.rule) if isinstance(check, RuleCheck) else (None, check)
+        for check in checks
+    )
+
+
+def _as_rejection(name: str | None, outcome: object) -> Rejection:
+    """A planned check's failure as a ``Rejection`` (a rule returns its reason, a check the
+    rejection itself)."""
+    if name is None:
+        assert isinstance(outcome, Rejection)
+        return outcome
+    assert isinstance(outcome, str)
+    return Rejection(name, outcome)
 
 
 DEFAULT_PIPELINE: Final = Pipeline(
