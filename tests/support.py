@@ -32,6 +32,7 @@ LEDGER_KINDS = (
     "retire_value",
     "deposit_yen",
     "withdraw_yen",
+    "release_reading",  # issue 5: the authority releases a reading the anomaly model flagged
 )
 
 #: Outcome codes some test has asserted (through ``expect``); the unit session's last test
@@ -67,6 +68,8 @@ STATELESS_OUTCOMES = frozenset(
         Outcome.price_must_be_positive,
         Outcome.invalid_conditions,
         Outcome.invalid_expiry,
+        # a release of a flagged reading (issue 5)
+        Outcome.invalid_reading_hash,
     }
 )
 DOOR_OUTCOMES = (ENVELOPE_OUTCOMES - {Outcome.nonce_too_high}) | STATELESS_OUTCOMES

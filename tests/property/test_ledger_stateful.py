@@ -2,10 +2,11 @@
 
 A Hypothesis state machine drives the real Application through signed transactions in blocks
 of one to five: participants, devices, issuance over random (sometimes overlapping) periods,
-transfers, retirements, yen in and out, and the envelope's failures (replays, duplicates,
-wrong keys, bad signatures, wrong chains, bad nonces). A model written here with plain dicts
-predicts every result. After every block the results must match the prediction, the model's
-balances, nonces, carries and periods must equal the ledger's, and the invariants must hold
+transfers, retirements, yen in and out, releases of flagged readings, and the envelope's
+failures (replays, duplicates, wrong keys, bad signatures, wrong chains, bad nonces). A model
+written here with plain dicts predicts every result. After every block the results must match
+the prediction, the model's balances, nonces, carries, periods and releases must equal the
+ledger's, and the invariants must hold
 (the Ledger harness checks them). At the end, replaying every block into a fresh Application
 must give the same state root at every height.
 
@@ -46,11 +47,12 @@ from reco2 import factors
 from reco2.ledger import tx
 from reco2.ledger.app import Application
 from reco2.ledger.outcome import Outcome
-from reco2.ledger.state import HOLDING, YEN
+from reco2.ledger.state import HOLDING, RELEASE, YEN
 from reco2.ledger.types import (
     GridContract,
     Holding,
     Purpose,
+    ReadingRelease,
     Role,
     SchemeEnrollment,
     Source,
@@ -155,6 +157,7 @@ class Model:
     deposit_refs: set[str] = field(default_factory=set)
     withdrawal_refs: set[str] = field(default_factory=set)
     retirements: set[str] = field(default_factory=set)
+    releases: set[tuple[str, int, str]] = field(default_factory=set)  # device, start, model
 
     def roles(self, pid: str) -> frozenset[Role]:
         p = self.participants.get(pid)
@@ -348,6 +351,26 @@ class Model:
             broken.add(Outcome.insufficient_yen)
         return broken
 
+    def rules_release_reading(
+        self, signer: str, a: tx.ReleaseReading, time_ns: int
+    ) -> set[Outcome]:
+        broken: set[Outcome] = set()
+        if Role.authority not in self.roles(signer):
+            broken.add(Outcome.role_not_allowed)
+        device = self.devices.get(a.device_id)
+        if device is None:
+            broken.add(Outcome.unknown_device)
+        elif device.status != "active":
+            broken.add(Outcome.device_not_active)
+        start = a.interval_start_s
+        if (start + INTERVAL_S) * 1_000_000_000 > time_ns:
+            broken.add(Outcome.reading_in_future)
+        if (a.device_id, start, a.model_version) in self.releases:
+            broken.add(Outcome.reading_already_released)
+        if any(s < start + INTERVAL_S and start < e for s, e in self.periods.get(a.device_id, [])):
+            broken.add(Outcome.reading_already_issued)
+        return broken
+
     # -- effects ----------------------------------------------------------------------------
     def apply_register_participant(self, _: str, a: tx.RegisterParticipant) -> None:
         self.participants[a.participant_id] = MParticipant(a.public_key, frozenset(a.roles))
@@ -395,6 +418,9 @@ class Model:
         self.yen[signer] -= a.amount_sen
         self.withdrawn_sen += a.amount_sen
         self.withdrawal_refs.add(a.reference)
+
+    def apply_release_reading(self, _: str, a: tx.ReleaseReading) -> None:
+        self.releases.add((a.device_id, a.interval_start_s, a.model_version))
 
 
 # ---- the machine --------------------------------------------------------------------------
@@ -511,6 +537,12 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         for retirement_id in model.retirements:
             assert state.retirement(retirement_id) is not None
+        released = {
+            (r.device_id, r.interval_start_s, r.model_version)
+            for _, r in state.records_with_prefix(RELEASE)
+            if isinstance(r, ReadingRelease)
+        }
+        assert released == model.releases
 
     # -- a world to start from --------------------------------------------------------------
     @initialize()
@@ -822,6 +854,35 @@ class LedgerMachine(RuleBasedStateMachine):
         if reuse_ref and self.model.withdrawal_refs:
             reference = pick(sorted(self.model.withdrawal_refs), index)
         self.submit(signer, tx.WithdrawYen(amount, agent, reference), envelope)
+
+    @rule(
+        device_id=st.sampled_from(["dev0", "dev0", "dev1", *DEVICES]),
+        offset=st.one_of(st.integers(0, 30), st.integers(-80, 100)),
+        slot=st.integers(0, 23),
+        version=st.sampled_from(["1", "1", "2"]),
+        again=st.integers(0, 4).map(lambda i: i == 0),
+        signer=SIGNER,
+        envelope=ENVELOPE,
+    )
+    def release_reading(
+        self,
+        device_id: str,
+        offset: int,
+        slot: int,
+        version: str,
+        again: bool,
+        signer: str,
+        envelope: str,
+    ) -> None:
+        """A reviewer's release of a flagged reading: inside issued periods or not, in the
+        future or not, sometimes a reading released before."""
+        start = BASE_S + offset * HALF_DAY + slot * INTERVAL_S
+        if again and self.model.releases:
+            device_id, start, version = sorted(self.model.releases)[
+                offset % len(self.model.releases)
+            ]
+        action = tx.ReleaseReading(device_id, start, bytes(32), version, "test")
+        self.submit(AUTHORITY if signer == "right" else signer, action, envelope)
 
     @precondition(lambda self: self.history)
     @rule(index=INDEX)

@@ -45,11 +45,13 @@ SAMPLE_ACTIONS: list[tx.Action] = [
     tx.RetireValue("r1", "b1", 500, "株式会社 例", Purpose.ghg_report, "FY2025", "温対法 報告"),
     tx.DepositYen("buyer", 1_000_000, "bank-ref-1"),
     tx.WithdrawYen(50_000, "bank", "wd-1"),
+    tx.ReleaseReading("pv-9", 1_748_703_600, bytes(range(32)), "1", "checked on site"),
 ]
 
 
 def test_samples_cover_every_ledger_kind() -> None:
-    """The value ledger's ten kinds; tests/property/test_encoding_props.py covers every kind."""
+    """The value ledger's kinds and the release of a flagged reading;
+    tests/property/test_encoding_props.py covers every kind."""
     assert {tx.kind_of(a) for a in SAMPLE_ACTIONS} == set(LEDGER_KINDS)
 
 

@@ -370,3 +370,27 @@ def cancel_sell_rule(
 ) -> None:
     """Stop a standing sell rule (orders it already listed stay)."""
     send(data_dir, node, key, tx.CancelSellRule(rule_id), as_json)
+
+
+@app.command("release-reading")
+def release_reading(
+    reading_id: Annotated[str, typer.Argument(help="The flagged reading: DEVICE_ID/START_S.")],
+    reading_hash: Annotated[
+        str, typer.Option("--hash", help="SHA-256 of the reading's signed envelope, hex.")
+    ],
+    model_version: Annotated[str, typer.Option(help="Version of the model that flagged it.")],
+    note: Annotated[str, typer.Option(help="Why it is released.")] = "",
+    data_dir: DataDir = Path("."),
+    node: NodeUrl = None,
+    key: KeyOption = None,
+    as_json: Json = False,
+) -> None:
+    """Release a reading the anomaly model flagged, so it may count (registry authority).
+    `reco2 mrv release` finds the hash and the model version in the readings store."""
+    device_id, _, start = reading_id.rpartition("/")
+    if not device_id or not start.isdigit():
+        fail(f"{reading_id!r} is not a reading id DEVICE_ID/START_S")
+    action = tx.ReleaseReading(
+        device_id, int(start), _hex32(reading_hash, "--hash"), model_version, note
+    )
+    send(data_dir, node, key, action, as_json)

@@ -30,6 +30,7 @@ from reco2.ledger.kinds import (
     publish_emission_factors,
     register_device,
     register_participant,
+    release_reading,
     retire_value,
     set_sell_rule,
     transfer_value,
@@ -69,6 +70,7 @@ KINDS: dict[type[tx.Action], Kind] = {
     tx.CancelOrder: _kind(cancel_order),
     tx.SetSellRule: _kind(set_sell_rule),
     tx.CancelSellRule: _kind(cancel_sell_rule),
+    tx.ReleaseReading: _kind(release_reading),
 }
 assert {k.__struct_config__.tag for k in KINDS} == set(tx.KINDS), "every kind is dispatched"
 

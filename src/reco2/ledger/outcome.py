@@ -50,6 +50,7 @@ class Outcome(StrEnum):
     price_must_be_positive = "price_must_be_positive"
     invalid_conditions = "invalid_conditions"
     invalid_expiry = "invalid_expiry"
+    invalid_reading_hash = "invalid_reading_hash"  # not a 32-byte SHA-256
     # against state
     participant_exists = "participant_exists"
     public_key_in_use = "public_key_in_use"
@@ -93,6 +94,9 @@ class Outcome(StrEnum):
     unknown_sell_rule = "unknown_sell_rule"
     not_sell_rule_owner = "not_sell_rule_owner"
     sell_rule_inactive = "sell_rule_inactive"
+    reading_in_future = "reading_in_future"  # a release of an interval not yet over
+    reading_already_issued = "reading_already_issued"  # its interval lies in an issued period
+    reading_already_released = "reading_already_released"
 
 
 #: Outcomes that reject a transaction at the door (check_tx): it never enters a block.

@@ -24,6 +24,7 @@ from reco2.ledger.types import (
     MarketCounters,
     OrderStatus,
     Participant,
+    ReadingRelease,
     Record,
     Reference,
     Retirement,
@@ -53,6 +54,7 @@ BUY_ORDER: Final = b"buy_order/"
 TRADE: Final = b"trade/"
 SELL_RULE: Final = b"sell_rule/"
 MARKET_COUNTERS: Final = b"market/counters"
+RELEASE: Final = b"release/"
 
 #: Which record type lives under which key prefix (longest prefixes are distinct).
 TABLES: Final[dict[bytes, type[Record]]] = {
@@ -72,6 +74,7 @@ TABLES: Final[dict[bytes, type[Record]]] = {
     TRADE: Trade,
     SELL_RULE: SellRule,
     MARKET_COUNTERS: MarketCounters,
+    RELEASE: ReadingRelease,
 }
 SINGLETONS: Final = frozenset({YEN_TOTALS, MARKET_COUNTERS})
 
@@ -155,6 +158,19 @@ def trade_key(trade_seq: int) -> bytes:
 
 def sell_rule_key(rule_id: str) -> bytes:
     return SELL_RULE + rule_id.encode()
+
+
+def release_key(device_id: str, interval_start_s: int, model_version: str) -> bytes:
+    """``release/<device>/<interval start, 12 digits>/<model version>``: one release per
+    reading and flagging model, found (and proven) from what the issuer knows of the reading."""
+    return (
+        RELEASE
+        + device_id.encode()
+        + b"/"
+        + b"%012d" % interval_start_s
+        + b"/"
+        + model_version.encode()
+    )
 
 
 class State:
@@ -296,6 +312,11 @@ class State:
 
     def sell_rule(self, rule_id: str) -> SellRule | None:
         return self.get(sell_rule_key(rule_id), SellRule)
+
+    def release(
+        self, device_id: str, interval_start_s: int, model_version: str
+    ) -> ReadingRelease | None:
+        return self.get(release_key(device_id, interval_start_s, model_version), ReadingRelease)
 
     def sell_rule_of_device(self, device_id: str) -> SellRule | None:
         rule_id = self._rule_of_device.get(device_id)

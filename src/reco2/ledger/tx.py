@@ -165,6 +165,18 @@ class CancelSellRule(Action, tag="cancel_sell_rule"):
     rule_id: str
 
 
+class ReleaseReading(Action, tag="release_reading"):
+    """A reviewer's release of one reading the anomaly model flagged (see
+    ``kinds.release_reading``): the reading is named by its device and interval start, and
+    pinned to its envelope's bytes and to the model version that flagged it."""
+
+    device_id: str
+    interval_start_s: int  # [UTC s], on the 30-minute grid: with the device, the reading id
+    reading_hash: bytes  # SHA-256 of the reading's signed envelope
+    model_version: str
+    note: str  # why the reviewer released it
+
+
 AnyAction = (
     RegisterParticipant
     | RegisterDevice
@@ -181,6 +193,7 @@ AnyAction = (
     | CancelOrder
     | SetSellRule
     | CancelSellRule
+    | ReleaseReading
 )
 
 KINDS: Final = frozenset(
@@ -200,6 +213,7 @@ KINDS: Final = frozenset(
         "cancel_order",
         "set_sell_rule",
         "cancel_sell_rule",
+        "release_reading",
     }
 )
 

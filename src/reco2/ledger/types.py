@@ -174,6 +174,21 @@ class IssuedPeriod(Record):
     end_s: int
 
 
+class ReadingRelease(Record):
+    """A reviewer released a reading the anomaly model flagged: from then on it may count as
+    measured, for these exact bytes and this model version only."""
+
+    device_id: str
+    interval_start_s: int  # [UTC s]
+    reading_hash: bytes  # SHA-256 of the reading's signed envelope
+    model_version: str
+    reviewer: str
+    note: str
+    height: int
+    time_ns: int
+    tx_hash: bytes
+
+
 class Reference(Record):
     """A settlement agent's deposit or withdrawal reference, used once."""
 
