@@ -1,4 +1,5 @@
-"""Conservative gap estimates, reviewer releases and the screened day's quantification."""
+"""Conservative gap estimates, releases of flagged readings and the screened day's
+quantification."""
 
 from __future__ import annotations
 
@@ -28,12 +29,11 @@ from reco2.ai.evaluation import (
     simulate,
     train_estimator,
 )
-from reco2.ai.review import ReviewStore, sign_release, verify_release
+from reco2.ai.review import ReviewStore
 from reco2.ai.screened import FlaggedReading, build_screened_issuance, screen_day
-from reco2.ledger import tx
 from reco2.ledger.kinds import issue_value
 from reco2.ledger.outcome import Outcome
-from reco2.ledger.types import Participant, Role
+from reco2.ledger.types import ReadingRelease
 from reco2.mrv.readings import Reading, reading_hash, reading_id, self_consumed_wh
 from reco2.mrv.validation import DEFAULT_PIPELINE
 
@@ -110,18 +110,23 @@ def test_a_saved_estimator_loads_and_refuses_tampering(tmp_path: Path) -> None:
 # ---- the screened day ------------------------------------------------------------------------
 
 DAY = FleetSpec(seed=5, devices=6, days=2, fault_rate=0.0, drifts=0)
-AUTHORITY_SEED = bytes(range(32))
-PROSUMER_SEED = bytes(range(1, 33))
 
 
-def participants() -> dict[str, Participant]:
-    def participant(pid: str, seed: bytes, role: Role) -> Participant:
-        return Participant(pid, tx.public_key_of(seed), [role], pid, False, 0, 0)
-
-    return {
-        "reviewer": participant("reviewer", AUTHORITY_SEED, Role.aggregator),
-        "owner": participant("owner", PROSUMER_SEED, Role.prosumer),
-    }
+def release_of(flagged: FlaggedReading, **overrides: object) -> ReadingRelease:
+    """The ledger's record of the authority's release of a flagged reading."""
+    fields: dict[str, object] = dict(
+        device_id=flagged.reading.device_id,
+        interval_start_s=flagged.reading.interval_start_s,
+        reading_hash=flagged.hash,
+        model_version=flagged.model_version,
+        reviewer="authority",
+        note="",
+        height=9,
+        time_ns=0,
+        tx_hash=bytes(32),
+    )
+    fields.update(overrides)
+    return ReadingRelease(**fields)  # type: ignore[arg-type]
 
 
 def a_day() -> tuple[list[Reading], list[bytes], int]:
@@ -136,27 +141,26 @@ def a_day() -> tuple[list[Reading], list[bytes], int]:
     return [r for r, _ in pairs], [raw for _, raw in pairs], start_s
 
 
-def test_a_flagged_reading_never_counts_without_a_valid_release() -> None:
+def test_a_flagged_reading_never_counts_without_a_release_of_its_bytes_and_model() -> None:
     readings, raws, _ = a_day()
-    flagged = FlaggedReading(readings[24], reading_hash(raws[24]))
+    flagged = FlaggedReading(readings[24], reading_hash(raws[24]), "1")
     accepted = readings[:24] + readings[25:]
     rid = reading_id(flagged.reading.device_id, flagged.reading.interval_start_s)
     off = EstimationPolicy()
     day = screen_day(accepted, [flagged], {}, [], off)
     assert flagged.reading not in day.measured and day.withheld == (rid,)
-    by_owner = sign_release(rid, flagged.hash, "1", "owner", PROSUMER_SEED)
-    assert verify_release(by_owner, participants().get) == "reviewer_not_allowed"
-    forged = sign_release(rid, flagged.hash, "1", "reviewer", PROSUMER_SEED)  # not its key
-    assert verify_release(forged, participants().get) == "bad_signature"
-    other_bytes = sign_release(rid, b"\1" * 32, "1", "reviewer", AUTHORITY_SEED)
-    assert verify_release(other_bytes, participants().get) == "ok"
-    assert (
-        flagged.reading not in screen_day(accepted, [flagged], {rid: other_bytes}, [], off).measured
-    )
-    release = sign_release(rid, flagged.hash, "1", "reviewer", AUTHORITY_SEED)
-    assert verify_release(release, participants().get) == "ok"
-    released = screen_day(accepted, [flagged], {rid: release}, [], off)
+    assert day.released == ()
+    for wrong in (
+        release_of(flagged, reading_hash=b"\1" * 32),  # other bytes
+        release_of(flagged, model_version="2"),  # another model's flag
+        release_of(flagged, interval_start_s=flagged.reading.interval_start_s + 1_800),
+    ):
+        refused = screen_day(accepted, [flagged], {rid: wrong}, [], off)
+        assert flagged.reading not in refused.measured and refused.withheld == (rid,)
+    released = screen_day(accepted, [flagged], {rid: release_of(flagged)}, [], off)
     assert flagged.reading in released.measured and released.withheld == ()
+    assert released.released == (rid,)
+    assert released.measured_wh == day.measured_wh + self_consumed_wh(flagged.reading)
 
 
 def test_estimates_fill_only_where_the_policy_allows_and_are_counted_apart() -> None:
@@ -182,19 +186,28 @@ def test_estimates_fill_only_where_the_policy_allows_and_are_counted_apart() -> 
     assert len(again.estimates) == 4
 
 
-def test_the_review_store_keeps_flags_estimates_and_only_valid_releases(tmp_path: Path) -> None:
+def test_the_review_store_keeps_screenings_flags_and_estimates(tmp_path: Path) -> None:
     from reco2.ai.review import Flag
 
     with ReviewStore(tmp_path / "review.sqlite") as store:
-        store.record_flags([Flag("d/1800", "d", 1_800, 0.93, "1")], at_s=10)
-        assert store.flags("d", 0, 3_600)[0].score == 0.93
+        assert store.screened("d", 0, "1") is None
+        store.record_screened("d", 0, "1", 47, [Flag("d/1800", "d", 1_800, 0.93, "1")], at_s=10)
+        store.record_screened("d", 0, "2", 47, [Flag("d/1800", "d", 1_800, 0.71, "2")], at_s=12)
+        record = store.screened("d", 0, "1")
+        assert record is not None
+        assert (record.screened_at_s, record.readings, record.flagged) == (10, 47, 1)
+        assert store.flags("d", 0, 3_600, "1")[0].score == 0.93
+        assert [f.model_version for f in store.flags_of("d/1800")] == ["1", "2"]
+        # screened again (a late reading): the new flags replace the old, the first time stays
+        store.record_screened("d", 0, "1", 48, [Flag("d/3600", "d", 3_600, 0.8, "1")], at_s=20)
+        again = store.screened("d", 0, "1")
+        assert again is not None
+        assert (again.screened_at_s, again.readings, again.flagged) == (10, 48, 1)
+        assert [f.reading_id for f in store.flags("d", 0, 86_400, "1")] == ["d/3600"]
+        assert [f.model_version for f in store.flags_of("d/1800")] == ["2"]
+        assert store.flags("d", 7_200, 86_400) == []
         store.record_estimates([Estimate("d", 3_600, 42, 0.05, 0.95, "1")], at_s=10)
         assert store.estimates("d", 0, 7_200)[0].self_consumed_wh == 42
-        bad = sign_release("d/1800", b"\0" * 32, "1", "owner", PROSUMER_SEED)
-        assert store.record_release(bad, participants().get, at_s=11) == "reviewer_not_allowed"
-        good = sign_release("d/1800", b"\0" * 32, "1", "reviewer", AUTHORITY_SEED)
-        assert store.record_release(good, participants().get, at_s=11) == "ok"
-        assert store.releases() == [good]
 
 
 def test_the_registers_prove_a_single_interval_exactly_and_floor_a_run() -> None:

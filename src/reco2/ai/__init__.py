@@ -10,7 +10,9 @@ Modules, one purpose each:
                the data it was trained on.
 ``check``      the model as a named step of the validation pipeline (``anomaly_model``).
 ``estimate``   lower-quantile estimates of missing or rejected intervals' self-consumed energy.
-``review``     flags, estimates and reviewer releases kept beside the readings store.
+``review``     screened days, flags and estimates kept beside the readings store.
 ``screened``   a device-day's quantification with measured and estimated energy kept apart.
+``gate``       issuance's screening: each pending device-day scored, flagged readings held for
+               the authority's release on the ledger (``ReleaseReading``).
 ``evaluation`` held-out evaluation per fault kind; ``command`` the ``reco2 mrv`` commands.
 """

@@ -5,9 +5,10 @@ neighbours, so it scores a window of days at once (``screen``): the result, a ``
 each scored reading id to the model's score. ``AnomalyCheck`` is the pipeline step that reads it:
 a reading whose score is at or above the model's threshold is rejected with
 ``flagged_by_anomaly_model`` and so is kept, with its reason, and never issues value (the score
-itself is kept in ``review.ReviewStore``). Only a reviewer's signed release
-(``review.Release``) lets such an interval count again. A reading the screening did not score
-(a day not yet screened) passes this step; issuance screens every day before it issues it.
+itself is kept in ``review.ReviewStore``). Only the registry authority's release on the ledger
+(``ReleaseReading``) lets such an interval count again. A reading the screening did not score
+(a day not yet screened) passes this step; ``reco2 issue-days --model`` screens every day
+before it issues it (``gate``).
 
 Usage::
 

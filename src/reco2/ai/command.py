@@ -1,5 +1,6 @@
 """`reco2 mrv train` and `reco2 mrv evaluate`: the anomaly model and the gap estimator on
-simulated fleets.
+simulated fleets; `reco2 mrv release`: the registry authority releases a flagged reading on the
+ledger.
 
 scikit-learn is imported only when a command runs, so that every other `reco2` command starts as
 fast as before.
@@ -186,3 +187,70 @@ def evaluate_command(
             f"{model.threshold:.3f} (calibrated on seed {calibrated_on})",
         )
     )
+
+
+@app.command("release")
+def release_command(
+    reading_id: Annotated[str, typer.Argument(help="The flagged reading: DEVICE_ID/START_S.")],
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", "-d", help="The node's data directory.")
+    ] = Path("."),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Readings store URL (default DIR/readings.sqlite).",
+            envvar="RECO2_STORE",
+        ),
+    ] = None,
+    review_store: Annotated[
+        Path | None,
+        typer.Option("--review-store", help="The screenings' file (default DIR/review.sqlite)."),
+    ] = None,
+    model_version: Annotated[
+        str | None,
+        typer.Option(help="The model version whose flag is released (default: the only one)."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why it is released (kept on the ledger).")] = "",
+    key: Annotated[
+        str | None, typer.Option("--key", help="The registry authority's key file or id.")
+    ] = None,
+    node: Annotated[str | None, typer.Option("--node", help="A running node's URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
+) -> None:
+    """Release a reading the anomaly model flagged, on the ledger (registry authority): the
+    next `reco2 issue-days --model` counts it. The reading's envelope hash comes from the
+    readings store and the flagging model's version from the screenings."""
+    from reco2.ai.review import ReviewStore
+    from reco2.cli.common import fail, send
+    from reco2.cli.meter import review_path, store_url
+    from reco2.ledger import tx
+    from reco2.mrv.store import Status, StoreError, open_store
+
+    try:
+        readings = open_store(store_url(data_dir, store))
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        row = readings.reading(reading_id)
+    finally:
+        readings.close()
+    if row is None or row.status is not Status.accepted:
+        fail(f"{reading_id}: no accepted reading in the store (the model screens only those)")
+    path = review_path(data_dir, review_store)
+    if not path.exists():
+        fail(f"{path} holds no screenings: run `reco2 issue-days --model` first")
+    with ReviewStore(path) as review:
+        flags = review.flags_of(reading_id)
+    versions = [f.model_version for f in flags]
+    if model_version is None:
+        if len(versions) != 1:
+            fail(
+                f"{reading_id} was flagged by {len(versions)} model versions "
+                f"({', '.join(versions) or 'none'}): name one with --model-version"
+            )
+        model_version = versions[0]
+    elif model_version not in versions:
+        fail(f"model {model_version} did not flag {reading_id}")
+    action = tx.ReleaseReading(row.device_id, row.interval_start_s, row.hash, model_version, note)
+    send(data_dir, node, key, action, as_json)

@@ -1,8 +1,9 @@
 """A device-day's quantification after screening: measured and estimated energy kept apart.
 
 Measured intervals are the day's accepted readings, plus flagged readings (rejected by the
-``anomaly_model`` step alone) that a reviewer released with a valid signature over exactly those
-bytes; a flagged reading without such a release never counts. Where the programme's
+``anomaly_model`` step alone) that the registry authority released on the ledger
+(``ReleaseReading``) for exactly those bytes and the model version that flagged them; a flagged
+reading without such a release never counts. Where the programme's
 ``EstimationPolicy`` allows it, intervals with no measured reading are filled by their
 conservative estimates, counted in ``estimated_intervals`` and ``estimated_wh`` and included in
 ``self_consumed_wh``, as the ledger's ``IssueValue`` has them (a buyer can refuse such batches
@@ -16,19 +17,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reco2.ai.estimate import Estimate, EstimationPolicy
-from reco2.ai.review import Release
 from reco2.ledger.tx import IssueValue
-from reco2.ledger.types import Device
+from reco2.ledger.types import Device, ReadingRelease
 from reco2.mrv.quantify import DAY_S, build_issuance, readings_root
 from reco2.mrv.readings import Reading, reading_id, self_consumed_wh
 
 
 @dataclass(frozen=True, slots=True)
 class FlaggedReading:
-    """A reading the anomaly model flagged, with its envelope hash (what a release names)."""
+    """A reading the anomaly model flagged, with its envelope hash and the flagging model's
+    version (what a release must name)."""
 
     reading: Reading
     hash: bytes
+    model_version: str
 
     @property
     def reading_id(self) -> str:
@@ -42,6 +44,7 @@ class ScreenedDay:
     measured: tuple[Reading, ...]
     estimates: tuple[Estimate, ...]
     withheld: tuple[str, ...]  # reading ids of flagged readings nobody released
+    released: tuple[str, ...] = ()  # reading ids of flagged readings released on the ledger
 
     @property
     def measured_wh(self) -> int:
@@ -55,18 +58,27 @@ class ScreenedDay:
 def screen_day(
     accepted: Sequence[Reading],
     flagged: Sequence[FlaggedReading],
-    releases: Mapping[str, Release],
+    releases: Mapping[str, ReadingRelease],
     estimates: Sequence[Estimate],
     policy: EstimationPolicy,
 ) -> ScreenedDay:
-    """Apply the rules of the module docstring. ``releases`` must hold verified releases only
-    (``review.verify_release``), keyed by reading id."""
+    """Apply the rules of the module docstring. ``releases`` are the ledger's release records
+    of the flagged readings, keyed by reading id; one that names other bytes or another model
+    version releases nothing."""
     measured = {r.interval_start_s: r for r in accepted}
     withheld: list[str] = []
+    released: list[str] = []
     for item in flagged:
         release = releases.get(item.reading_id)
-        if release is not None and release.reading_hash == item.hash:
+        if (
+            release is not None
+            and release.reading_hash == item.hash
+            and release.model_version == item.model_version
+            and release.device_id == item.reading.device_id
+            and release.interval_start_s == item.reading.interval_start_s
+        ):
             measured.setdefault(item.reading.interval_start_s, item.reading)
+            released.append(item.reading_id)
         else:
             withheld.append(item.reading_id)
     used: list[Estimate] = []
@@ -79,7 +91,10 @@ def screen_day(
             seen.add(start_s)
             used.append(estimate)
     return ScreenedDay(
-        tuple(measured[s] for s in sorted(measured)), tuple(used), tuple(sorted(withheld))
+        tuple(measured[s] for s in sorted(measured)),
+        tuple(used),
+        tuple(sorted(withheld)),
+        tuple(sorted(released)),
     )
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +16,9 @@ from reco2 import factors
 from reco2.cli.common import DataDir, KeyOption, NodeUrl, console, err_console, fail, load_key
 from reco2.cli.common import open_submitter as open_ledger
 from reco2.ledger.calendar import parse_iso_date
+
+if TYPE_CHECKING:
+    from reco2.ingest.issuer import IssueRun
 
 StoreUrl = Annotated[
     str | None,
@@ -28,8 +31,21 @@ StoreUrl = Annotated[
 ]
 
 
+ReviewStorePath = Annotated[
+    Path | None,
+    typer.Option(
+        "--review-store",
+        help="SQLite file of the anomaly model's screenings and flags (default DIR/review.sqlite).",
+    ),
+]
+
+
 def store_url(data_dir: Path, store: str | None) -> str:
     return store if store else f"sqlite://{(data_dir / 'readings.sqlite').absolute()}"
+
+
+def review_path(data_dir: Path, review_store: Path | None) -> Path:
+    return review_store if review_store is not None else data_dir / "review.sqlite"
 
 
 def intake(
@@ -91,6 +107,27 @@ def issue_days(
     as_json: Annotated[bool, typer.Option("--json", help="Print the recorded days as JSON.")] = (
         False
     ),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Screen each day with this anomaly model (the path `reco2 mrv train --out` "
+            "wrote) before issuing it: flagged readings count only once the registry authority "
+            "releases them on the ledger (`reco2 mrv release`). Without it days issue on the "
+            "intake's physical checks alone; a programme that has a trained model should "
+            "screen every run (set RECO2_ANOMALY_MODEL once for that).",
+            envvar="RECO2_ANOMALY_MODEL",
+        ),
+    ] = None,
+    review_store: ReviewStorePath = None,
+    review_days: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="With --model: how long a day with flagged readings nobody released waits for "
+            "a release after it was screened [days]; then it issues without them.",
+        ),
+    ] = 3.0,
 ) -> None:
     """Issue one value batch per device and complete JST day of accepted readings."""
     from reco2.ingest import issuer
@@ -117,6 +154,22 @@ def issue_days(
         state = issuer.HttpStateReader(node)
     else:
         fail(f"{data_dir} holds no ledger: pass --node URL or the node's --data-dir")
+    gate = None
+    if model is not None:
+        from reco2.ai.gate import Gate
+        from reco2.ai.model import AnomalyModel, ModelError
+        from reco2.ai.review import ReviewStore
+        from reco2.ledger.kinds.common import valid_id
+
+        try:
+            loaded = AnomalyModel.load(model)
+        except (ModelError, OSError) as exc:
+            fail(f"--model {model}: {exc}")
+        if not valid_id(loaded.version):
+            fail(f"--model {model}: version {loaded.version!r} cannot be named by a release")
+        gate = Gate(
+            loaded, ReviewStore(review_path(data_dir, review_store)), int(review_days * 86_400)
+        )
     submitter = open_ledger(data_dir, node)
     try:
         if retry_refused:
@@ -143,6 +196,7 @@ def issue_days(
                 until,
                 str(factors.shipped_table()["version"]),
                 progress=step,
+                gate=gate,
             )
     except issuer.IssueError as exc:
         fail(str(exc), 2)
@@ -150,6 +204,8 @@ def issue_days(
         submitter.close()
         state.close()
         readings.close()
+        if gate is not None:
+            gate.review.close()
     if as_json:
         rows = [
             {
@@ -159,13 +215,39 @@ def issue_days(
                 "outcome": day.outcome,
                 "tx_hash": None if day.tx_hash is None else day.tx_hash.hex(),
             }
+            | _screening(run, day.batch_id)
             for day in run.days
         ]
-        sys.stdout.write(json.dumps({"until_day": until.isoformat(), "days": rows}) + "\n")
+        held = [
+            {
+                "device_id": h.device_id,
+                "day": h.day,
+                "withheld": list(h.withheld),
+                "held_until_s": h.held_until_s,
+            }
+            for h in run.held
+        ]
+        out = {"until_day": until.isoformat(), "days": rows, "held": held}
+        if gate is not None:
+            out["model_version"] = gate.version
+        sys.stdout.write(json.dumps(out) + "\n")
         return
     console.print(
         f"issued {len(run.issued)} device-day(s) up to {until.isoformat()}"
         + (f"; the ledger refused {len(run.refused)}" if run.refused else "")
+        + (f"; {len(run.held)} held for review of flagged readings" if run.held else "")
     )
     for day in run.refused:
         err_console.print(f"  {day.batch_id}: [bold red]{day.outcome}[/]")
+    for h in run.held:
+        err_console.print(
+            f"  {h.device_id} {h.day}: held, flagged and not released: {', '.join(h.withheld)}"
+        )
+
+
+def _screening(run: IssueRun, batch_id: str) -> dict[str, list[str]]:
+    """The flagged readings a screened day left out and those it counted after a release."""
+    day = run.screened.get(batch_id)
+    if day is None:
+        return {}
+    return {"withheld": list(day.withheld), "released": list(day.released)}

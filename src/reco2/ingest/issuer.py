@@ -13,6 +13,14 @@ the ledger's receipt and the store's row meets ``batch_exists`` the next time; t
 reads the batch from the ledger and records the day as ``ok`` with the batch's issuing
 transaction. A refusal at the ledger's door (wrong key, unknown signer, a nonce race) says
 nothing about the day: it stops the run and records nothing.
+
+With a ``gate`` (``reco2 issue-days --model``), every pending day is first screened by the
+anomaly model (``reco2.ai.gate``): a flagged reading counts only when the ledger holds the
+registry authority's ``ReleaseReading`` for exactly its envelope hash and the model's version
+(state key ``release/<device>/<interval start>/<model version>``). A day with a flagged reading
+nobody released is held for review (not issued, not recorded: the next run judges it again)
+until its review window ends; then it issues without those readings, and a day left with no
+measured reading is recorded with the outcome ``flagged_by_anomaly_model`` and no transaction.
 """
 
 from __future__ import annotations
@@ -21,26 +29,34 @@ import base64
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 import httpx
 import msgspec
 
 from reco2.ledger.calendar import jst_date, jst_midnight_s
 from reco2.ledger.outcome import ENVELOPE_OUTCOMES, Outcome
-from reco2.ledger.state import batch_key, decode_value, device_key
-from reco2.ledger.types import Device, ValueBatch
+from reco2.ledger.state import batch_key, decode_value, device_key, release_key
+from reco2.ledger.tx import IssueValue
+from reco2.ledger.types import Device, ReadingRelease, ValueBatch
 from reco2.mrv.quantify import DAY_S, build_issuance
 from reco2.mrv.store import IssuedDay, PendingDay, ReadingsStore
 from reco2.node.client import Submitter, submit
 from reco2.node.keys import KeyFile
 
+if TYPE_CHECKING:  # the model's packages (numpy, scikit-learn) load only with --model
+    from reco2.ai.gate import Gate
+    from reco2.ai.screened import ScreenedDay
+
 #: A JST day is complete, and issued, once this long after its end [s]: the last interval's
 #: reading is sent when the interval ends, and a meter that was offline catches up within it.
 LATE_READINGS_GRACE_S: Final = 3_600
 OK: Final = Outcome.ok.value
+#: The outcome recorded for a day whose every reading the anomaly model flagged and nobody
+#: released within the review window: nothing to issue, no transaction.
+FLAGGED: Final = "flagged_by_anomaly_model"
 
 R = TypeVar("R")
 
@@ -115,10 +131,23 @@ def default_until_day(now_s: int) -> dt.date:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldDay:
+    """A screened day waiting for a release of its flagged readings (not recorded)."""
+
+    device_id: str
+    day: str  # ISO date, JST
+    withheld: tuple[str, ...]  # reading ids flagged and not released
+    held_until_s: int  # [UTC s]: from then on it issues without them
+
+
+@dataclass(frozen=True, slots=True)
 class IssueRun:
-    """What a run did: the rows it recorded, in order."""
+    """What a run did: the rows it recorded, in order; with a gate, the days it held and what
+    the screening decided for each recorded day (by batch id)."""
 
     days: list[IssuedDay]
+    held: list[HeldDay] = field(default_factory=list)
+    screened: dict[str, ScreenedDay] = field(default_factory=dict)
 
     @property
     def issued(self) -> list[IssuedDay]:
@@ -143,23 +172,58 @@ def issue_days(
     factor_version: str,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.time,
+    gate: Gate | None = None,
 ) -> IssueRun:
     """Submit one issuance per pending device-day (see the module docstring)."""
     days = pending(store, until_day)
     recorded: list[IssuedDay] = []
+    held: list[HeldDay] = []
+    screened: dict[str, ScreenedDay] = {}
     devices: dict[str, Device | None] = {}
-    for done, day in enumerate(days):
+    for day in days:
         if day.device_id not in devices:
             devices[day.device_id] = _record(state, device_key(day.device_id), Device)
+    if gate is not None:
+        known = {i: d for i, d in devices.items() if d is not None}
+        gate.screen_pending(store, known, days, int(clock()))
+
+    def release_of(device_id: str, start_s: int, version: str) -> ReadingRelease | None:
+        return _record(state, release_key(device_id, start_s, version), ReadingRelease)
+
+    for done, day in enumerate(days):
         device = devices[day.device_id]
         batch_id = batch_id_for(day.device_id, day.day_start_s)
+        action: IssueValue | None = None
         if device is None:  # accepted readings of a device the ledger does not know: a bug
             outcome, tx_hash = Outcome.unknown_device.value, None
-        else:
+        elif gate is None:
             readings = store.accepted_readings(
                 day.device_id, day.day_start_s, day.day_start_s + DAY_S
             )
             action = build_issuance(device, batch_id, day.day_start_s, readings, factor_version)
+        else:
+            from reco2.ai.screened import build_screened_issuance
+
+            decision = gate.decide(store, day.device_id, day.day_start_s, release_of, int(clock()))
+            if decision.held_until_s is not None:
+                held.append(
+                    HeldDay(
+                        day.device_id,
+                        jst_date(day.day_start_s),
+                        decision.day.withheld,
+                        decision.held_until_s,
+                    )
+                )
+                if progress is not None:
+                    progress(done + 1, len(days))
+                continue
+            screened[batch_id] = decision.day
+            action = build_screened_issuance(
+                device, batch_id, day.day_start_s, decision.day, factor_version
+            )
+            if action is None:
+                outcome, tx_hash = FLAGGED, None
+        if action is not None:
             receipt = submit(submitter, key, action)
             outcome, tx_hash = receipt.code, receipt.tx_hash
             if outcome in ENVELOPE_OUTCOMES:
@@ -188,4 +252,4 @@ def issue_days(
         recorded.append(row)
         if progress is not None:
             progress(done + 1, len(days))
-    return IssueRun(recorded)
+    return IssueRun(recorded, held, screened)

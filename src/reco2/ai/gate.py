@@ -1,0 +1,175 @@
+"""Screening before issuance: the anomaly model as the last step before value exists.
+
+``reco2 issue-days --model`` passes a ``Gate``. Before any day is issued, every pending
+device-day not yet screened by the model's version is scored (``screen_pending``): the day is
+laid out with up to ``HISTORY_DAYS`` days of history before it and with the other pending
+devices (its neighbours, by the rule of ``series``), and each reading scored at or above the
+model's threshold is rejected with ``flagged_by_anomaly_model``. The screening and its flags are
+kept in the ``review.ReviewStore``: a day is screened once per model version, so later runs
+judge the same flags, unless its count of accepted readings changed (a reading that arrived
+late is screened with its day, never counted unscreened).
+
+Then each day is decided (``decide``): the day's accepted readings count as measured, except
+its flagged readings, which count only when the ledger holds the registry authority's
+``ReleaseReading`` for exactly that reading's envelope hash and that model version
+(``screened.screen_day``). A day with a flagged reading nobody released waits
+``review_s`` after its screening for a release (it is *held*: not issued, not recorded, judged
+again by the next run); after that it issues without those readings. A day whose readings
+were all flagged and never released issues nothing.
+
+Estimates are not filled here: the programme's estimation policy is off by default
+(``estimate.EstimationPolicy``), so each batch counts measured energy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from reco2.ai.check import screen
+from reco2.ai.estimate import EstimationPolicy
+from reco2.ai.model import AnomalyModel
+from reco2.ai.review import Flag, ReviewStore
+from reco2.ai.screened import FlaggedReading, ScreenedDay, screen_day
+from reco2.ai.series import INTERVALS_PER_DAY, DeviceInfo, build_window
+from reco2.ledger.calendar import INTERVAL_S
+from reco2.ledger.types import Device, ReadingRelease
+from reco2.mrv.readings import Reading, reading_id
+from reco2.mrv.store import DAY_S, PendingDay, ReadingsStore, jst_day_start_s
+
+#: Days of a device's history laid out before a screened day (the model is trained on fleets
+#: of 14 days; its features look back over the days so far).
+HISTORY_DAYS: Final = 13
+#: Screened days per window at most: a long backlog is screened in windows of this many days
+#: (plus their history), so memory stays bounded by devices x (HISTORY_DAYS + CHUNK_DAYS).
+CHUNK_DAYS: Final = 14
+#: How long a day with an unreleased flagged reading waits for a release by default [s].
+DEFAULT_REVIEW_S: Final = 3 * DAY_S
+
+#: ``release_of(device_id, interval_start_s, model_version)``: the ledger's release record.
+ReleaseLookup = Callable[[str, int, str], ReadingRelease | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a screened device-day issues, and until when it waits for a release [UTC s]
+    (None: it issues now)."""
+
+    day: ScreenedDay
+    held_until_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    model: AnomalyModel
+    review: ReviewStore
+    review_s: int = DEFAULT_REVIEW_S
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def screen_pending(
+        self,
+        store: ReadingsStore,
+        devices: Mapping[str, Device],
+        days: Sequence[PendingDay],
+        now_s: int,
+    ) -> int:
+        """Screen and record every day of ``days`` (of a device in ``devices``) that this model
+        version has not screened; returns how many days were screened."""
+        known = [d for d in days if d.device_id in devices]
+        todo = [d for d in known if not self._screened(d)]
+        if not todo:
+            return 0
+        infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
+        for chunk in _chunks(sorted({d.day_start_s for d in todo})):
+            first_s, last_s = chunk[0], chunk[-1]
+            start_s = _window_start_s(store, infos, first_s)
+            readings: list[Reading] = []
+            for info in infos:
+                readings += store.accepted_readings(info.device_id, start_s, last_s + DAY_S)
+            window = build_window(infos, readings, start_s, (last_s - start_s) // DAY_S + 1)
+            screening = screen(self.model, window)
+            in_chunk = set(chunk)
+            for day in todo:
+                if day.day_start_s not in in_chunk:
+                    continue
+                flags = []
+                for i in range(INTERVALS_PER_DAY):
+                    start = day.day_start_s + i * INTERVAL_S
+                    rid = reading_id(day.device_id, start)
+                    if screening.flagged(rid):
+                        score = screening.scores[rid]
+                        flags.append(Flag(rid, day.device_id, start, score, self.version))
+                self.review.record_screened(
+                    day.device_id, day.day_start_s, self.version, day.readings, flags, now_s
+                )
+        return len(todo)
+
+    def _screened(self, day: PendingDay) -> bool:
+        """Screened by this model version with the accepted readings it has now."""
+        record = self.review.screened(day.device_id, day.day_start_s, self.version)
+        return record is not None and record.readings == day.readings
+
+    def decide(
+        self,
+        store: ReadingsStore,
+        device_id: str,
+        day_start_s: int,
+        release_of: ReleaseLookup,
+        now_s: int,
+    ) -> Decision:
+        """The day's measured readings and whether it waits (see the module docstring). The
+        day must have been screened (``screen_pending``)."""
+        record = self.review.screened(device_id, day_start_s, self.version)
+        assert record is not None, "screen_pending screens every day before it is decided"
+        flagged_ids = {
+            flag.reading_id
+            for flag in self.review.flags(device_id, day_start_s, day_start_s + DAY_S, self.version)
+        }
+        clean: list[Reading] = []
+        flagged: list[FlaggedReading] = []
+        releases: dict[str, ReadingRelease] = {}
+        for reading in store.accepted_readings(device_id, day_start_s, day_start_s + DAY_S):
+            rid = reading_id(reading.device_id, reading.interval_start_s)
+            if rid not in flagged_ids:
+                clean.append(reading)
+                continue
+            row = store.reading(rid)
+            assert row is not None, "an accepted reading has its row"
+            flagged.append(FlaggedReading(reading, row.hash, self.version))
+            release = release_of(device_id, reading.interval_start_s, self.version)
+            if release is not None:
+                releases[rid] = release
+        day = screen_day(clean, flagged, releases, [], EstimationPolicy())
+        held_until_s = record.screened_at_s + self.review_s
+        if not day.withheld or now_s >= held_until_s:
+            return Decision(day, None)
+        return Decision(day, held_until_s)
+
+
+def _chunks(day_starts: list[int]) -> Iterator[list[int]]:
+    """Sorted day starts in runs spanning at most ``CHUNK_DAYS`` days."""
+    chunk: list[int] = []
+    for start_s in day_starts:
+        if chunk and start_s - chunk[0] >= CHUNK_DAYS * DAY_S:
+            yield chunk
+            chunk = []
+        chunk.append(start_s)
+    if chunk:
+        yield chunk
+
+
+def _window_start_s(store: ReadingsStore, infos: Sequence[DeviceInfo], first_s: int) -> int:
+    """Up to ``HISTORY_DAYS`` before ``first_s``, but not before the first day any of the
+    devices has a reading in that span (a window of empty leading days is not what the model
+    was trained on)."""
+    earliest_s = first_s - HISTORY_DAYS * DAY_S
+    found = first_s
+    for info in infos:
+        reading = store.following_accepted(info.device_id, earliest_s - 1)
+        if reading is not None and reading.interval_start_s < found:
+            found = reading.interval_start_s
+    return max(earliest_s, jst_day_start_s(found))
