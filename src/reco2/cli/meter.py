@@ -125,7 +125,7 @@ def issue_days(
         typer.Option(
             min=0.0,
             help="With --model: how long a day with flagged readings nobody released waits for "
-            "a release after it was screened [days]; then it issues without them.",
+            "a release after it was screened, in days; then it issues without them.",
         ),
     ] = 3.0,
 ) -> None:
