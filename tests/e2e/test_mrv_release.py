@@ -2,10 +2,11 @@
 commands only: `reco2 mrv train` trains a small anomaly model; `reco2 simulate` sends a small
 fleet's signed readings, with a neighbour's data copied into some device-days (a fault no
 physical bound can catch), to `reco2 intake` over HTTP; `reco2 issue-days --model` holds every
-day with a flagged reading (days of copied data among them) and issues the others; the
-aggregator cannot release a flagged reading, the authority can (`reco2 mrv release`); once the
-review window is over the held days issue, counting the released reading and nothing else the
-model flagged, and a release of a reading whose day is issued is refused; `reco2 audit` passes.
+day with a flagged reading (days of copied data among them) and issues the others; `reco2 mrv
+flags` lists what is withheld; the aggregator cannot release a flagged reading, the authority
+can (`reco2 mrv release`); once the review window is over the held days issue, counting the
+released reading and nothing else the model flagged, and a release of a reading whose day is
+issued is refused; `reco2 audit` passes.
 
 What each batch must hold is computed here from the store's rows (decoded with a plain
 MessagePack decoder) and the flags the runs printed.
@@ -159,6 +160,15 @@ def test_flagged_readings_issue_nothing_until_the_authority_releases_them(
         assert batch.measured_intervals == len(expected)
         assert batch.self_consumed_wh == sum(wh(r) for r in expected)
 
+    # ---- the reviewer's list: every withheld reading, with its score, none released yet
+    listed = json.loads(run_cli("mrv", "flags", "-d", data_dir, "--json").stdout)["flags"]
+    assert {f["reading_id"] for f in listed} == {r for w in held.values() for r in w}
+    assert all(f["model_version"] == version and not f["released"] for f in listed)
+    assert all(
+        f["score"] >= json.loads(model.with_suffix(".json").read_text())["threshold"]
+        for f in listed
+    )
+
     # ---- a release: the aggregator may not; the registry authority may, once
     device_id, day = max(caught, key=lambda k: (len(held[k]), k))
     flagged = [r for r in day_rows(rows, device_id, day) if rid(r) in held[(device_id, day)]]
@@ -188,6 +198,9 @@ def test_flagged_readings_issue_nothing_until_the_authority_releases_them(
     assert record is not None and record.reviewer == "authority"
     assert record.reading_hash == hashlib.sha256(chosen.raw).digest()
     assert release_key(device_id, chosen.start_s, version).decode() in receipt["events"]
+
+    listed = json.loads(run_cli("mrv", "flags", "-d", data_dir, "--json").stdout)["flags"]
+    assert [f["reading_id"] for f in listed if f["released"]] == [rid(chosen)]
 
     # ---- inside the review window a day with an unreleased flag stays held
     second = issue(data_dir, store_url, model)

@@ -1,6 +1,6 @@
 """`reco2 mrv train` and `reco2 mrv evaluate`: the anomaly model and the gap estimator on
-simulated fleets; `reco2 mrv release`: the registry authority releases a flagged reading on the
-ledger.
+simulated fleets; `reco2 mrv flags` and `reco2 mrv release`: what the model flagged before
+issuance, and the registry authority's release of a flagged reading on the ledger.
 
 scikit-learn is imported only when a command runs, so that every other `reco2` command starts as
 fast as before.
@@ -187,6 +187,67 @@ def evaluate_command(
             f"{model.threshold:.3f} (calibrated on seed {calibrated_on})",
         )
     )
+
+
+@app.command("flags")
+def flags_command(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", "-d", help="The node's data directory.")
+    ] = Path("."),
+    review_store: Annotated[
+        Path | None,
+        typer.Option("--review-store", help="The screenings' file (default DIR/review.sqlite)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device's flags.")] = None,
+    node: Annotated[str | None, typer.Option("--node", help="A running node's URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the flags as JSON.")] = False,
+) -> None:
+    """List the readings the anomaly model flagged before issuance, with their scores and
+    whether the registry authority released them on the ledger."""
+    import json
+    import sys
+
+    from reco2.ai.review import ReviewStore
+    from reco2.cli.common import fail
+    from reco2.cli.meter import review_path
+    from reco2.ingest.issuer import HttpStateReader, SqliteStateReader, StateReader
+    from reco2.ledger.state import release_key
+
+    path = review_path(data_dir, review_store)
+    if not path.exists():
+        fail(f"{path} holds no screenings: run `reco2 issue-days --model` first")
+    with ReviewStore(path) as review:
+        flags = review.all_flags(device)
+    state: StateReader
+    if (data_dir / "ledger.sqlite").exists():
+        state = SqliteStateReader(data_dir)
+    elif node:
+        state = HttpStateReader(node)
+    else:
+        fail(f"{data_dir} holds no ledger: pass --node URL or the node's --data-dir")
+    try:
+        released = [
+            state.get(release_key(f.device_id, f.interval_start_s, f.model_version)) is not None
+            for f in flags
+        ]
+    finally:
+        state.close()
+    if as_json:
+        rows = [
+            {
+                "reading_id": f.reading_id,
+                "score": f.score,
+                "model_version": f.model_version,
+                "released": done,
+            }
+            for f, done in zip(flags, released, strict=True)
+        ]
+        sys.stdout.write(json.dumps({"flags": rows}) + "\n")
+        return
+    table = Table("reading", "score", "model", "released")
+    for f, done in zip(flags, released, strict=True):
+        table.add_row(f.reading_id, f"{f.score:.3f}", f.model_version, "yes" if done else "")
+    Console().print(table)
 
 
 @app.command("release")

@@ -112,6 +112,16 @@ class ReviewStore:
         ).fetchall()
         return [Flag(str(r), str(d), int(s), float(x), str(v)) for r, d, s, x, v in rows]
 
+    def all_flags(self, device_id: str | None = None) -> list[Flag]:
+        """Every flag, of one device or all, by device, interval and model version."""
+        where, params = ("WHERE device_id = ? ", (device_id,)) if device_id else ("", ())
+        rows = self._conn.execute(
+            "SELECT reading_id, device_id, interval_start_s, score, model_version FROM "
+            f"anomaly_flags {where}ORDER BY device_id, interval_start_s, model_version",
+            params,
+        ).fetchall()
+        return [Flag(str(r), str(d), int(s), float(x), str(v)) for r, d, s, x, v in rows]
+
     def record_screened(
         self,
         device_id: str,
