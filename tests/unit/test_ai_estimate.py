@@ -18,11 +18,14 @@ from reco2.ai.estimate import (
     counter_allocation,
     counter_floor,
     load_estimator,
+    register_fill,
     save_estimator,
+    synthetic_gaps,
 )
 from reco2.ai.evaluation import (
     FleetSpec,
     GapResult,
+    clean_readings,
     device_record,
     estimate_gaps,
     run_pipeline,
@@ -260,3 +263,50 @@ def test_doubtful_registers_are_divided_by_their_over_reading_or_not_used() -> N
         estimator().estimate_wh(window, usable, targets, doubtful, unknown), without, equal_nan=True
     )
     assert not np.array_equal(without, trusted, equal_nan=True)
+
+
+def test_the_registers_fill_a_gap_as_generation_then_as_the_households_demand() -> None:
+    window = simulate(FleetSpec(seed=5, devices=6, days=2, fault_rate=0.0, drifts=0)).window()
+    usable = window.present.copy()
+    usable[:, 1, 18:30] = False  # every device: twelve daylight intervals hidden
+    weight = np.broadcast_to(np.linspace(1.0, 2.0, 48), window.bound.shape)
+    demand = np.ones(window.bound.shape)
+    share, generated, export_share, _ = register_fill(window, usable, weight, demand)
+    run = (slice(None), 1, slice(18, 30))
+    g = window.generation[run].sum(axis=1)
+    x = window.export[run].sum(axis=1)
+    assert np.allclose(generated[run].sum(axis=1), g)  # the generation register's advance
+    assert np.allclose(share[run].sum(axis=1), g - x)  # its self-consumption, all of it
+    assert np.allclose(export_share[:, 1, 18], x / g)
+    assert (share[run] <= generated[run] + 1e-9).all()  # never more than it generated
+    for n in np.nonzero(x > 0)[0]:  # exported: the demand level caps the largest shares
+        capped = share[n, 1, 18:30] < generated[n, 1, 18:30] - 1e-6
+        assert capped.any() and np.ptp(share[n, 1, 18:30][capped]) < 1e-6
+    assert np.isnan(share[usable]).all() and np.isnan(generated[usable]).all()
+    drifting = np.full(window.bound.shape, 1.25)  # the generation register over-reads by 25 %
+    over, over_generated, _, _ = register_fill(window, usable, weight, demand, drifting)
+    assert np.allclose(over_generated[run].sum(axis=1), g / 1.25)
+    assert np.allclose(over[run].sum(axis=1), np.maximum(g / 1.25 - x, 0.0))
+    unknown, *_ = register_fill(window, usable, weight, demand, np.full(window.bound.shape, np.nan))
+    assert np.isnan(unknown).all()
+
+
+def test_hidden_training_runs_never_take_in_a_known_fault() -> None:
+    simulated = simulate(FleetSpec(seed=7, devices=30, days=12, fault_rate=0.04, drifts=4))
+    window = simulated.window()
+    usable = clean_readings(simulated, window)
+    faulty = window.present & ~usable
+    assert faulty.sum() > 100
+    hidden = synthetic_gaps(usable, np.random.default_rng(1), window.present)
+    assert hidden.sum() > 1_000 and not (hidden & ~usable).any()
+    line = (len(window.devices), -1)
+    known, flat_faulty = (usable & ~hidden).reshape(line), faulty.reshape(line)
+    for n, i in zip(*np.nonzero(hidden.reshape(line)), strict=True):
+        j, k = i, i
+        while j > 0 and not known[n, j - 1]:
+            j -= 1
+        while k < known.shape[1] - 1 and not known[n, k + 1]:
+            k += 1
+        assert not flat_faulty[n, j : k + 1].any()
+    unchecked = synthetic_gaps(usable, np.random.default_rng(1))
+    assert unchecked.sum() > hidden.sum()

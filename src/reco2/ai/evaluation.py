@@ -44,9 +44,6 @@ PLACES: Final = ("131202", "141003", "111007")
 START_DAY: Final = dt.date(2025, 5, 12)
 KINDS: Final = (*(k.value for k in FaultKind), DRIFT)
 Key = tuple[str, int]
-#: Log of the extra over-reading allowed for beyond a flagged day's rise (``estimate_gaps``):
-#: about two standard deviations of a clean roof's day rise (0.03-0.08 measured per day).
-OVER_READ_MARGIN: Final = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,10 +338,13 @@ def estimate_gaps(
     verdicts: dict[Key, tuple[bool, tuple[str, ...]]],
 ) -> GapResult:
     """Fill the held-out fleet's gaps from the readings the pipeline accepted; score them. On a
-    day the anomaly model flagged (``flagged_days``), what the registers prove for a gap is
-    divided by how far the roof read above its usual share of its place's weather that day
-    (``features.day_rise``), plus ``OVER_READ_MARGIN``: a drifting meter's registers over-read
-    by its gain."""
+    day the anomaly model flagged (``flagged_days``), the generation register's advance over a
+    gap is divided by how far the roof read above its usual share of its place's weather that
+    day (``features.day_rise``): a drifting meter's generation register over-reads by its gain,
+    its export register (the grid meter's) does not. The estimator's lower quantile covers the
+    error of that day rise (with a margin of 0.1 in log on top, flagged days recovered 0.49 of
+    their energy on six 30 x 12 fleets, without it 0.62 with 1 of 57 intervals above the
+    truth)."""
     window = simulated.window()
     usable = window.present.copy()
     for key, (rejected, _) in verdicts.items():
@@ -356,7 +356,7 @@ def estimate_gaps(
         where = window.position(*key)
         if where is not None:
             targets[where] = True
-    rise = np.maximum(np.nan_to_num(day_rise(window)), 0.0) + OVER_READ_MARGIN
+    rise = np.maximum(np.nan_to_num(day_rise(window)), 0.0)
     over_read = np.broadcast_to(np.exp(rise)[:, :, None], window.present.shape)
     values = estimator.estimate_wh(
         window, usable, targets, flagged_days(window, verdicts), over_read

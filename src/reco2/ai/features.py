@@ -14,8 +14,9 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``daylight_share``        the interval's bound / the day's largest bound (time of day)
 ``neighbour_log_ratio``   log of the capacity factor over the neighbours' median, minus the
                           device's usual day ratio (see ``day_deviation``)
-``day_deviation``         log of the day's capacity factor over the neighbours' median day,
-                          minus the device's baseline (median over earlier days; over the
+``day_deviation``         log of the day's capacity factor over the neighbours' median day
+                          (shaped to the roof's time of day: ``shaped_weather``), minus the
+                          device's baseline (median over earlier days; over the
                           other days when fewer than 2 earlier ones)
 ``day_deviation_before``  the same for the day before (a drift persists, a cloud does not)
 ``day_deviation_lagged``  the same against the days at least ``LAG_DAYS`` before
@@ -277,6 +278,27 @@ def day_log_ratio(cf: FloatArray, neighbours: FloatArray, plausible: BoolArray) 
     return np.where(theirs + mine > 0.5, ratio, np.nan)
 
 
+def shaped_weather(cf: FloatArray, weather: FloatArray, fit: BoolArray) -> FloatArray:
+    """The place's weather as it falls on this roof at each time of day: ``weather`` times the
+    roof's usual shape against it (per interval of the day, the median over its other days of
+    the log ratio to the weather less that day's ``day_log_ratio``). A roof facing east or west
+    reads above its neighbours in the morning or the afternoon: without its shape, a day whose
+    clouds came in the afternoon moves its day ratio by as much as a drift does (the day
+    ratio of clean roofs: 99th percentile 0.17 -> 0.09 on a 40 x 14 fleet). The shape has no
+    level of its own, so a drift (a gain over the whole day) does not enter it."""
+    day_ratio = day_log_ratio(cf, weather, fit)
+    with np.errstate(all="ignore"):
+        log_ratio = np.log((cf + EPSILON) / (weather + EPSILON)) - day_ratio[:, :, None]
+    log_ratio = np.where(fit & (weather > 0), log_ratio, np.nan)
+    shape = np.full(cf.shape, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for d in range(cf.shape[1]):
+            shape[:, d] = np.nanmedian(np.delete(log_ratio, d, axis=1), axis=1)
+    out: FloatArray = weather * np.exp(np.nan_to_num(shape))
+    return out
+
+
 def equal_share(
     a_gen: FloatArray, a_exp: FloatArray, b_gen: FloatArray, b_exp: FloatArray
 ) -> float:
@@ -449,7 +471,7 @@ def day_rise(window: Window) -> FloatArray:
     copied = copy_features(window, cf, neighbours)
     fit = trusted(window, replays, copied["copy_share"])
     weather = neighbour_median(window, np.where(fit, cf, np.nan))
-    day_ratio = day_log_ratio(cf, weather, fit)
+    day_ratio = day_log_ratio(cf, shaped_weather(cf, weather, fit), fit)
     out: FloatArray = day_ratio - reference(day_ratio, REFERENCE_DAYS)
     return out
 
@@ -461,7 +483,7 @@ def _interval_features(window: Window) -> FloatArray:
     copied = copy_features(window, cf, neighbours)
     fit = trusted(window, replays, copied["copy_share"])
     weather = neighbour_median(window, np.where(fit, cf, np.nan))
-    day_ratio = day_log_ratio(cf, weather, fit)
+    day_ratio = day_log_ratio(cf, shaped_weather(cf, weather, fit), fit)
     usual = baseline(day_ratio)
     deviation = day_ratio - usual
     lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
