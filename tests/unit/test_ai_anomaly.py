@@ -156,9 +156,9 @@ def test_held_out_recall_is_at_least_0_95(kind: str) -> None:
 
 
 def test_held_out_recall_of_drift_is_at_least_0_95() -> None:
-    # Measured with this size (30 x 12, trained on 21 and 23, calibrated on 27): 0.954 on seed
-    # 22, 1.000 on seeds 24, 26, 28, 30 and 32. At the CLI's size (40 x 14, trained on 11, 13,
-    # 15, calibrated on 17) 1.000 on seeds 12, 14, 20, 21, 23, 0.996 on 18, but 0.868 on 16.
+    # Measured with this size (30 x 12, trained on 21 and 23, calibrated on 27): 1.000 on seed
+    # 22 and on 41-50 (none material on 48); 0.937 on seed 24 (a drifting roof under the
+    # darkest sky of the window reads its usual share that day). README.md, "The anomaly model".
     result = next(k for k in detection().kinds if k.kind == "drift")
     assert result.faulty > 0
     assert result.recall >= 0.95, result
@@ -166,7 +166,7 @@ def test_held_out_recall_of_drift_is_at_least_0_95() -> None:
 
 def test_held_out_gap_estimates_are_conservative_and_recover_60_percent() -> None:
     # Gaps filled with the anomaly model's verdicts (a flagged day's generation register divided
-    # by its day rise). Figures of other fleets: README.md, "Measurement AI".
+    # by its day rise). Figures of other fleets: README.md, "The anomaly model".
     gaps = evaluation().gaps
     assert gaps.filled >= 50
     assert gaps.conservative_share >= 0.95, gaps
@@ -230,3 +230,12 @@ def test_shaped_weather_follows_a_roofs_time_of_day_and_not_its_level() -> None:
     shaped_again = features.day_log_ratio(cf, features.shaped_weather(cf, afternoon, fit), fit)[0]
     assert moved[2] - moved[0] > 0.02  # an east roof looks high on such a day without its shape
     assert abs(shaped_again[2] - shaped_again[0]) < 0.005  # and does not with it
+
+
+def test_a_day_far_below_the_reference_does_not_hide_a_rise() -> None:
+    rise = np.array([[0.0, 0.05, 0.1, 0.15, -1.4, 0.25]])  # a dull day replayed on day 4
+    assert features.persistent(rise)[0, 5] == -1.4
+    assert features.persistent(features.skip_falls(rise))[0, 5] == 0.25
+    assert features.rolling_mean(features.skip_falls(rise))[0, 5] == pytest.approx(0.2)
+    assert np.isnan(features.skip_falls(rise)[0, 4])
+    assert features.skip_falls(np.array([[-0.3, 0.2]])).tolist() == [[-0.3, 0.2]]  # weather

@@ -24,7 +24,8 @@ Names and meanings (ratios are dimensionless, ``log`` is natural):
 ``day_deviation_reference_3d`` its mean over the day and the 2 before (a drift persists)
 ``day_trend``             slope of the day log ratio over the last 5 days [per day]
 ``day_persistent_rise``   the smallest ``day_deviation_reference`` of the day and the day before
-                          (a drift stays up; a bright or dull day alone does not)
+                          (a drift stays up; a bright or dull day alone does not); this and the
+                          3-day mean skip a day ``FALL_SKIP`` under the reference (``skip_falls``)
 ``day_cusum``             the one-sided cumulative sum of ``day_deviation_reference`` (capped
                           at ``CUSUM_CAP``) less ``CUSUM_SLACK`` up to the day (reset at 0): a
                           slow rise adds up
@@ -123,6 +124,11 @@ FLAT_RUN_UNTRUSTED: Final = 3
 ONSET_MIN_DAYS: Final = 5
 #: Day deviation [log ratio] a device may show every day without adding to ``day_cusum``.
 CUSUM_SLACK: Final = 0.05
+#: A day this far below the roof's usual share of its place's weather (log) tells nothing of a
+#: drift, which only over-reads: a dull day replayed, or a fault of another kind. The features
+#: of a rise skip it rather than let it hide the drift around it (clean roofs' days: 1st
+#: percentile about -0.1 against the neighbours' shaped weather).
+FALL_SKIP: Final = 0.4
 #: Days back that ``replay_share`` compares with.
 REPLAY_LOOKBACK_DAYS: Final = 7
 #: Generating intervals a day needs before its equality shares mean anything.
@@ -196,6 +202,12 @@ def rolling_mean(per_day: FloatArray, span: int = 3) -> FloatArray:
         count = known.sum(axis=1)
         total = np.where(known, window, 0.0).sum(axis=1)
         out[:, d] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
+
+
+def skip_falls(per_day: FloatArray, fall: float = FALL_SKIP) -> FloatArray:
+    """The values, NaN where one is more than ``fall`` below 0 (see ``FALL_SKIP``)."""
+    out: FloatArray = np.where(per_day < -fall, np.nan, per_day)
     return out
 
 
@@ -488,6 +500,7 @@ def _interval_features(window: Window) -> FloatArray:
     deviation = day_ratio - usual
     lagged = day_ratio - baseline(day_ratio, lag_days=LAG_DAYS)
     referenced = day_ratio - reference(day_ratio, REFERENCE_DAYS)
+    rising = skip_falls(referenced)
     with np.errstate(all="ignore"):
         neighbour_day = np.nanmean(neighbours, axis=2)
     before = np.full(deviation.shape, np.nan)
@@ -510,9 +523,9 @@ def _interval_features(window: Window) -> FloatArray:
         "day_deviation_before": np.broadcast_to(before[:, :, None], shape),
         "day_deviation_lagged": np.broadcast_to(lagged[:, :, None], shape),
         "day_deviation_reference": np.broadcast_to(referenced[:, :, None], shape),
-        "day_deviation_reference_3d": np.broadcast_to(rolling_mean(referenced)[:, :, None], shape),
+        "day_deviation_reference_3d": np.broadcast_to(rolling_mean(rising)[:, :, None], shape),
         "day_trend": np.broadcast_to(trend(day_ratio)[:, :, None], shape),
-        "day_persistent_rise": np.broadcast_to(persistent(referenced)[:, :, None], shape),
+        "day_persistent_rise": np.broadcast_to(persistent(rising)[:, :, None], shape),
         "day_cusum": np.broadcast_to(cusum(referenced)[:, :, None], shape),
         "day_onset_rise": np.broadcast_to(onset_rise(day_ratio)[:, :, None], shape),
         "neighbour_day_factor": np.broadcast_to(neighbour_day[:, :, None], shape),
