@@ -113,10 +113,14 @@ SCALE_STEP: Final = 0.02
 
 @dataclass(frozen=True, slots=True)
 class EstimationPolicy:
-    """A programme's setting: whether missing or rejected intervals may be filled at all."""
+    """A programme's setting: whether intervals without an accepted reading (missing, or
+    rejected by the intake's checks) may be filled at all, whether readings the anomaly model
+    flagged and nobody released may be filled too (``fill_flagged``), and the highest quantile
+    an estimator may fill them with."""
 
     allow_estimates: bool = False
     quantile: float = DEFAULT_QUANTILE
+    fill_flagged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,22 +17,38 @@ its flagged readings, which count only when the ledger holds the registry author
 again by the next run); after that it issues without those readings. A day whose readings
 were all flagged and never released issues nothing.
 
-Estimates are not filled here: the programme's estimation policy is off by default
-(``estimate.EstimationPolicy``), so each batch counts measured energy only.
+Estimates are filled only where the programme's policy allows it (``estimate.EstimationPolicy``,
+off by default: then each batch counts measured energy only). With a gap ``estimator`` and
+``policy.allow_estimates`` (``reco2 issue-days --estimate-gaps``), ``estimate_pending`` fills,
+before the days are decided, each pending day's intervals that have no accepted reading
+(missing, or rejected by the intake's checks), and with ``policy.fill_flagged`` its flagged
+readings too, with the estimator's lower-quantile estimates: the day is laid out as for the
+screening, with its history, its neighbours and the day after it (whose first reading's
+registers bound a gap at the day's end); flagged readings inform nothing, and a gap on a day
+with a flagged reading, or whose run of unusable intervals takes one in, is estimated without
+the registers (a drifting meter's registers over-read). Estimates below 1 Wh are not filled.
+Each day's estimates, with their quantile, confidence and estimator version, replace the day's
+earlier ones in the ``review.ReviewStore`` (``estimates``), so the decision reads the same
+figures the store shows; ``decide`` passes the estimator version's estimates to
+``screened.screen_day``, which fills only intervals with no measured reading and counts them
+apart (``estimated_intervals``, ``estimated_wh``), as the ledger's ``IssueValue`` has them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from reco2.ai.check import screen
-from reco2.ai.estimate import EstimationPolicy
-from reco2.ai.model import AnomalyModel
+from reco2.ai.estimate import Estimate, EstimationPolicy, GapEstimator, _runs
+from reco2.ai.model import AnomalyModel, ModelError
 from reco2.ai.review import Flag, ReviewStore
 from reco2.ai.screened import FlaggedReading, ScreenedDay, screen_day
-from reco2.ai.series import INTERVALS_PER_DAY, DeviceInfo, build_window
+from reco2.ai.series import INTERVALS_PER_DAY, DeviceInfo, Window, build_window
 from reco2.ledger.calendar import INTERVAL_S
 from reco2.ledger.types import Device, ReadingRelease
 from reco2.mrv.readings import Reading, reading_id
@@ -65,10 +81,24 @@ class Gate:
     model: AnomalyModel
     review: ReviewStore
     review_s: int = DEFAULT_REVIEW_S
+    estimator: GapEstimator | None = None
+    policy: EstimationPolicy = field(default_factory=EstimationPolicy)
+
+    def __post_init__(self) -> None:
+        if self.estimator is not None and self.estimator.quantile > self.policy.quantile:
+            raise ModelError(
+                f"the gap estimator's quantile {self.estimator.quantile} is above the "
+                f"programme's {self.policy.quantile}"
+            )
 
     @property
     def version(self) -> str:
         return self.model.version
+
+    @property
+    def estimating(self) -> bool:
+        """Whether this gate fills gaps (an estimator and a policy that allows it)."""
+        return self.estimator is not None and self.policy.allow_estimates
 
     def screen_pending(
         self,
@@ -108,6 +138,85 @@ class Gate:
                 )
         return len(todo)
 
+    def estimate_pending(
+        self,
+        store: ReadingsStore,
+        devices: Mapping[str, Device],
+        days: Sequence[PendingDay],
+        now_s: int,
+    ) -> int:
+        """Fill and record the estimates of every day of ``days`` (of a device in ``devices``)
+        as the module docstring says; the days must have been screened. Returns how many
+        intervals were filled (0 when the gate does not estimate)."""
+        estimator = self.estimator
+        if estimator is None or not self.policy.allow_estimates:
+            return 0
+        known = [d for d in days if d.device_id in devices]
+        infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
+        filled = 0
+        for chunk in _chunks(sorted({d.day_start_s for d in known})):
+            first_s, last_s = chunk[0], chunk[-1]
+            start_s = _window_start_s(store, infos, first_s)
+            end_s = last_s + 2 * DAY_S  # the day after: its registers bound a gap at the end
+            readings: list[Reading] = []
+            for info in infos:
+                readings += store.accepted_readings(info.device_id, start_s, end_s)
+            window = build_window(infos, readings, start_s, (end_s - start_s) // DAY_S)
+            usable, doubtful, flagged = self._usable(window, end_s)
+            targets = np.zeros(window.present.shape, dtype=bool)
+            in_chunk = [d for d in known if d.day_start_s in set(chunk)]
+            for day in in_chunk:
+                where = window.position(day.device_id, day.day_start_s)
+                assert where is not None
+                n, d, _ = where
+                targets[n, d] = ~window.present[n, d]
+                if self.policy.fill_flagged:
+                    targets[n, d] |= flagged[n, d]
+            values = estimator.estimate_wh(window, usable, targets, doubtful)
+            for day in in_chunk:
+                where = window.position(day.device_id, day.day_start_s)
+                assert where is not None
+                n, d, _ = where
+                found = [
+                    Estimate(
+                        day.device_id,
+                        day.day_start_s + i * INTERVAL_S,
+                        int(values[n, d, i]),
+                        estimator.quantile,
+                        round(1.0 - estimator.quantile, 6),
+                        estimator.version,
+                    )
+                    for i in range(INTERVALS_PER_DAY)
+                    if targets[n, d, i] and values[n, d, i] >= 1
+                ]
+                self.review.replace_estimates(day.device_id, day.day_start_s, found, now_s)
+                filled += len(found)
+        return filled
+
+    def _usable(
+        self, window: Window, end_s: int
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Per interval of ``window``: whether its reading may inform estimates (present and not
+        flagged by this model version), whether its estimate must not use the registers (its day
+        has a flagged reading, or its run of unusable intervals takes one in or ends on such a
+        day), and whether this model version flagged its reading."""
+        flagged = np.zeros(window.present.shape, dtype=bool)
+        for device in window.devices:
+            for flag in self.review.flags(device.device_id, window.start_s, end_s, self.version):
+                where = window.position(flag.device_id, flag.interval_start_s)
+                if where is not None:
+                    flagged[where] = True
+        usable = window.present & ~flagged
+        doubtful = np.broadcast_to(flagged.any(axis=2, keepdims=True), flagged.shape).copy()
+        line = (len(window.devices), -1)
+        flat_doubt, flat_flagged = doubtful.reshape(line), flagged.reshape(line)
+        size = flat_doubt.shape[1]
+        for n, i, j in _runs(usable.reshape(line)):
+            edges = flat_doubt[n, max(i - 1, 0)] or flat_doubt[n, min(j, size - 1)]
+            if edges or flat_flagged[n, i:j].any() or flat_doubt[n, i:j].any():
+                flat_doubt[n, i:j] = True
+        return usable, doubtful, flagged
+
     def _screened(self, day: PendingDay) -> bool:
         """Screened by this model version with the accepted readings it has now."""
         record = self.review.screened(day.device_id, day.day_start_s, self.version)
@@ -143,7 +252,15 @@ class Gate:
             release = release_of(device_id, reading.interval_start_s, self.version)
             if release is not None:
                 releases[rid] = release
-        day = screen_day(clean, flagged, releases, [], EstimationPolicy())
+        estimates: list[Estimate] = []
+        if self.estimator is not None and self.policy.allow_estimates:
+            version = self.estimator.version
+            estimates = [
+                e
+                for e in self.review.estimates(device_id, day_start_s, day_start_s + DAY_S)
+                if e.model_version == version
+            ]
+        day = screen_day(clean, flagged, releases, estimates, self.policy)
         held_until_s = record.screened_at_s + self.review_s
         if not day.withheld or now_s >= held_until_s:
             return Decision(day, None)

@@ -170,22 +170,42 @@ class ReviewStore:
 
     def record_estimates(self, estimates: list[Estimate], at_s: int) -> None:
         with self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        f"{e.device_id}/{e.interval_start_s}",
-                        e.device_id,
-                        e.interval_start_s,
-                        e.self_consumed_wh,
-                        e.quantile,
-                        e.confidence,
-                        e.model_version,
-                        at_s,
-                    )
-                    for e in estimates
-                ],
+            self._insert_estimates(estimates, at_s)
+
+    def _insert_estimates(self, estimates: list[Estimate], at_s: int) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    f"{e.device_id}/{e.interval_start_s}",
+                    e.device_id,
+                    e.interval_start_s,
+                    e.self_consumed_wh,
+                    e.quantile,
+                    e.confidence,
+                    e.model_version,
+                    at_s,
+                )
+                for e in estimates
+            ],
+        )
+
+    def replace_estimates(
+        self, device_id: str, day_start_s: int, estimates: list[Estimate], at_s: int
+    ) -> None:
+        """A device-day's estimates, replacing those kept for the day before, in one
+        transaction (an interval filled before and measured or not filled now loses its row)."""
+        for e in estimates:
+            inside = day_start_s <= e.interval_start_s < day_start_s + DAY_S
+            if e.device_id != device_id or not inside:
+                raise ValueError(f"estimate {e.device_id}/{e.interval_start_s} is not of the day")
+        with self._conn:
+            self._conn.execute(
+                "DELETE FROM estimates WHERE device_id = ? AND interval_start_s >= ? AND "
+                "interval_start_s < ?",
+                (device_id, day_start_s, day_start_s + DAY_S),
             )
+            self._insert_estimates(estimates, at_s)
 
     def estimates(self, device_id: str, start_s: int, end_s: int) -> list[Estimate]:
         rows = self._conn.execute(

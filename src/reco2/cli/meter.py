@@ -128,6 +128,41 @@ def issue_days(
             "a release after it was screened, in days; then it issues without them.",
         ),
     ] = 3.0,
+    estimate_gaps: Annotated[
+        bool,
+        typer.Option(
+            "--estimate-gaps/--no-estimate-gaps",
+            help="The programme's estimation policy (off by default). With --model: fill each "
+            "day's intervals that have no accepted reading (missing or rejected) with the gap "
+            "estimator's lower-quantile estimates (never above the physical bound nor what the "
+            "meter's registers prove); each batch counts them apart as estimated energy, and "
+            "a buyer can exclude estimated value.",
+        ),
+    ] = False,
+    estimate_flagged: Annotated[
+        bool,
+        typer.Option(
+            help="With --estimate-gaps: also fill readings the anomaly model flagged that "
+            "nobody released (estimated without the meter's registers).",
+        ),
+    ] = False,
+    estimator: Annotated[
+        Path | None,
+        typer.Option(
+            "--estimator",
+            help="With --estimate-gaps: the gap estimator (default: the `<model>-gaps` that "
+            "`reco2 mrv train --out` wrote beside the model).",
+        ),
+    ] = None,
+    max_quantile: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="With --estimate-gaps: the highest quantile the programme accepts estimates "
+            "at (an estimator trained at a higher one is refused).",
+        ),
+    ] = 0.05,
 ) -> None:
     """Issue one value batch per device and complete JST day of accepted readings."""
     from reco2.ingest import issuer
@@ -154,8 +189,13 @@ def issue_days(
         state = issuer.HttpStateReader(node)
     else:
         fail(f"{data_dir} holds no ledger: pass --node URL or the node's --data-dir")
+    if (estimate_flagged or estimator is not None) and not estimate_gaps:
+        fail("--estimate-flagged and --estimator need --estimate-gaps")
+    if estimate_gaps and model is None:
+        fail("--estimate-gaps needs --model: days are screened before gaps are filled")
     gate = None
     if model is not None:
+        from reco2.ai.estimate import EstimationPolicy, load_estimator
         from reco2.ai.gate import Gate
         from reco2.ai.model import AnomalyModel, ModelError
         from reco2.ai.review import ReviewStore
@@ -167,8 +207,28 @@ def issue_days(
             fail(f"--model {model}: {exc}")
         if not valid_id(loaded.version):
             fail(f"--model {model}: version {loaded.version!r} cannot be named by a release")
+        gaps = None
+        policy = EstimationPolicy()
+        if estimate_gaps:
+            from reco2.ai.command import estimator_path
+
+            gaps_path = estimator if estimator is not None else estimator_path(model)
+            try:
+                gaps = load_estimator(gaps_path)
+            except (ModelError, OSError) as exc:
+                fail(f"--estimator {gaps_path}: {exc}")
+            if gaps.quantile > max_quantile:
+                fail(
+                    f"--estimator {gaps_path}: quantile {gaps.quantile} is above "
+                    f"--max-quantile {max_quantile}"
+                )
+            policy = EstimationPolicy(True, max_quantile, estimate_flagged)
         gate = Gate(
-            loaded, ReviewStore(review_path(data_dir, review_store)), int(review_days * 86_400)
+            loaded,
+            ReviewStore(review_path(data_dir, review_store)),
+            int(review_days * 86_400),
+            gaps,
+            policy,
         )
     submitter = open_ledger(data_dir, node)
     try:
@@ -230,12 +290,15 @@ def issue_days(
         out = {"until_day": until.isoformat(), "days": rows, "held": held}
         if gate is not None:
             out["model_version"] = gate.version
+            if gate.estimator is not None:
+                out["estimator_version"] = gate.estimator.version
         sys.stdout.write(json.dumps(out) + "\n")
         return
     console.print(
         f"issued {len(run.issued)} device-day(s) up to {until.isoformat()}"
         + (f"; the ledger refused {len(run.refused)}" if run.refused else "")
         + (f"; {len(run.held)} held for review of flagged readings" if run.held else "")
+        + (f"; {estimated} Wh of them estimated" if (estimated := _estimated_wh(run)) else "")
     )
     for day in run.refused:
         err_console.print(f"  {day.batch_id}: [bold red]{day.outcome}[/]")
@@ -245,9 +308,22 @@ def issue_days(
         )
 
 
-def _screening(run: IssueRun, batch_id: str) -> dict[str, list[str]]:
-    """The flagged readings a screened day left out and those it counted after a release."""
+def _screening(run: IssueRun, batch_id: str) -> dict[str, object]:
+    """The flagged readings a screened day left out and those it counted after a release; its
+    measured and estimated energy [Wh] and estimated intervals."""
     day = run.screened.get(batch_id)
     if day is None:
         return {}
-    return {"withheld": list(day.withheld), "released": list(day.released)}
+    return {
+        "withheld": list(day.withheld),
+        "released": list(day.released),
+        "measured_wh": day.measured_wh,
+        "estimated_wh": day.estimated_wh,
+        "estimated_intervals": len(day.estimates),
+    }
+
+
+def _estimated_wh(run: IssueRun) -> int:
+    """Estimated energy [Wh] of the days the run issued."""
+    issued = {day.batch_id for day in run.issued}
+    return sum(day.estimated_wh for batch_id, day in run.screened.items() if batch_id in issued)

@@ -21,6 +21,10 @@ registry authority's ``ReleaseReading`` for exactly its envelope hash and the mo
 nobody released is held for review (not issued, not recorded: the next run judges it again)
 until its review window ends; then it issues without those readings, and a day left with no
 measured reading is recorded with the outcome ``flagged_by_anomaly_model`` and no transaction.
+Where the programme's estimation policy allows it (``reco2 issue-days --estimate-gaps``, off by
+default), the gate also fills the day's intervals without a usable reading with the gap
+estimator's lower-quantile estimates, and the batch counts them apart (``estimated_intervals``,
+``estimated_wh``); a day left with estimates only issues them, flagged as estimated.
 """
 
 from __future__ import annotations
@@ -186,6 +190,7 @@ def issue_days(
     if gate is not None:
         known = {i: d for i, d in devices.items() if d is not None}
         gate.screen_pending(store, known, days, int(clock()))
+        gate.estimate_pending(store, known, days, int(clock()))
 
     def release_of(device_id: str, start_s: int, version: str) -> ReadingRelease | None:
         return _record(state, release_key(device_id, start_s, version), ReadingRelease)
