@@ -134,9 +134,9 @@ def issue_days(
             "--estimate-gaps/--no-estimate-gaps",
             help="The programme's estimation policy (off by default). With --model: fill each "
             "day's intervals that have no accepted reading (missing or rejected) with the gap "
-            "estimator's lower-quantile estimates (never above the physical bound nor what the "
-            "meter's registers prove); each batch counts them apart as estimated energy, and "
-            "a buyer can exclude estimated value.",
+            "estimator's lower-quantile estimates (never above the physical bound, nor, where "
+            "the meter's registers bound a gap, what they prove); each batch counts them apart "
+            "as estimated energy, and a buyer can exclude estimated value.",
         ),
     ] = False,
     estimate_flagged: Annotated[
