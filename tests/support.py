@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reco2.ledger import invariants, tx
 from reco2.ledger.app import Application, FinalizeBlockResult
@@ -15,6 +17,10 @@ from reco2.ledger.genesis import Genesis, GenesisParticipant
 from reco2.ledger.outcome import ENVELOPE_OUTCOMES, Outcome
 from reco2.ledger.state import TRADE, decode_value, participant_key
 from reco2.ledger.types import BuyConditions, GridContract, Participant, Role, Source, Trade
+
+if TYPE_CHECKING:
+    from reco2.ai.evaluation import FleetSpec, Simulated
+    from reco2.mrv.store import ReadingsStore
 
 CHAIN_ID = "reco2-test"
 DAY_S = 86_400
@@ -580,3 +586,24 @@ def market_world() -> Ledger:
         *[("bank", deposit_action(a, MARKET_YEN_SEN)) for a in ("buyer", "buyer2", "trader")],
     )
     return ledger
+
+
+def stored_fleet(
+    directory: Path, fleet: FleetSpec, now_s: int, leave_out: set[tuple[str, int]]
+) -> tuple[ReadingsStore, Simulated]:
+    """A simulated fleet's readings validated and recorded in a SQLite readings store in
+    ``directory``, except the (device, interval start) keys left out; with the simulation."""
+    from reco2.ai.evaluation import simulate
+    from reco2.mrv.store import open_store
+    from reco2.mrv.validation import ReadingHistory, ValidationContext, validate
+
+    simulated = simulate(fleet)
+    context = ValidationContext(simulated.devices.get, ReadingHistory(), now_s)
+    store = open_store(f"sqlite://{directory / 'readings.sqlite'}")
+    verdicts = [
+        validate(raw, context)
+        for raw, r in zip(simulated.raws, simulated.readings, strict=True)
+        if (r.device_id, r.interval_start_s) not in leave_out
+    ]
+    store.record([v for v in verdicts if not v.rejections], received_at_s=now_s)
+    return store, simulated

@@ -35,6 +35,57 @@ DB_FILE = "ledger.sqlite"
 
 
 # ---- the command line -------------------------------------------------------------------
+def issue_days(
+    data_dir: Path,
+    store_url: str,
+    *extra: object,
+    until_day: str | None = None,
+    key: str = "mrv",
+    timeout: float = CLI_TIMEOUT_S,
+) -> dict[str, Any]:
+    """`reco2 issue-days --json` over a readings store, signed by ``key``; its parsed answer."""
+    until = ("--until-day", until_day) if until_day is not None else ()
+    proc = run_cli(
+        "issue-days",
+        "-d",
+        data_dir,
+        "--store",
+        store_url,
+        "--key",
+        key,
+        *until,
+        "--json",
+        *extra,
+        timeout=timeout,
+    )
+    answer: dict[str, Any] = json.loads(proc.stdout)
+    return answer
+
+
+def train_anomaly_model(out: Path, devices: int, days: int, timeout: float) -> None:
+    """`reco2 mrv train`: a small model trained on seed 11 and calibrated on seed 17, with
+    copied, replayed and other faults but no drift (what the screening tests need)."""
+    run_cli(
+        "mrv",
+        "train",
+        "--out",
+        out,
+        "--seeds",
+        "11",
+        "--devices",
+        devices,
+        "--days",
+        days,
+        "--fault-rate",
+        "0.1",
+        "--drifts",
+        "0",
+        "--calibration-seed",
+        "17",
+        timeout=timeout,
+    )
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RECO2_DATA_DIR", None)

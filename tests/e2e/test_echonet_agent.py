@@ -30,7 +30,7 @@ from reco2.mrv import physics
 from reco2.mrv.store import Status, open_store
 from reco2.node.keys import KeyFile
 from reco2.node.view import StateView
-from tests.e2e.harness import run_cli
+from tests.e2e.harness import issue_days, run_cli
 from tests.e2e.test_intake import FIRST_DAY, IntakeProcess, Meter, new_chain, wait_stored
 from tests.services import Broker, mosquitto_fixture  # noqa: F401 (fixture)
 
@@ -118,19 +118,8 @@ def drive_a_day(
 
 
 def issue_the_day(data_dir: Path, store_url: str) -> dict[str, str]:
-    proc = run_cli(
-        "issue-days",
-        "-d",
-        data_dir,
-        "--store",
-        store_url,
-        "--key",
-        "mrv",
-        "--until-day",
-        FIRST_DAY.isoformat(),
-        "--json",
-    )
-    return {d["batch_id"]: d["outcome"] for d in json.loads(proc.stdout)["days"]}
+    days = issue_days(data_dir, store_url, until_day=FIRST_DAY.isoformat())["days"]
+    return {d["batch_id"]: d["outcome"] for d in days}
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)

@@ -42,7 +42,14 @@ from reco2.mrv.store import ReadingsStore, Status, StoredReading, StoredRejectio
 from reco2.node.client import EmbeddedSubmitter, submit
 from reco2.node.keys import KeyFile, key_path
 from reco2.node.view import StateView
-from tests.e2e.harness import RECO2, audit_json, cli_env, free_port, init_chain, run_cli
+from tests.e2e.harness import (
+    RECO2,
+    audit_json,
+    cli_env,
+    free_port,
+    init_chain,
+    issue_days,
+)
 from tests.services import (  # noqa: F401 (fixtures)
     Broker,
     mosquitto_fixture,
@@ -476,19 +483,8 @@ def run_week(
                 assert (status_, reasons) == (Status.accepted, ()), (r, reasons)
         assert store.counts()["accepted"] == len(sent) - len(fakes)
 
-    proc = run_cli(
-        "issue-days",
-        "-d",
-        data_dir,
-        "--store",
-        store_url,
-        "--key",
-        "mrv",
-        "--until-day",
-        (FIRST_DAY + dt.timedelta(days=DAYS - 1)).isoformat(),
-        "--json",
-    )
-    issued = json.loads(proc.stdout)["days"]
+    last_day = FIRST_DAY + dt.timedelta(days=DAYS - 1)
+    issued = issue_days(data_dir, store_url, until_day=last_day.isoformat())["days"]
     accepted = [r for r in sent if not any(r == fake for fake in fakes.values())]
     expected = expected_batches(accepted)
     assert {d["batch_id"] for d in issued} == set(expected)
@@ -527,9 +523,7 @@ def run_week(
     assert code == 0 and report["ok"], report["problems"][:5]
 
     # Idempotent: a second run issues nothing and the ledger does not move.
-    again = json.loads(
-        run_cli("issue-days", "-d", data_dir, "--store", store_url, "--key", "mrv", "--json").stdout
-    )
+    again = issue_days(data_dir, store_url)
     assert again["days"] == []
     assert audit_json(data_dir)[1]["blocks"] == report["blocks"]
 

@@ -10,7 +10,6 @@ have their own tests in test_intake.py.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import sqlite3
 from pathlib import Path
@@ -23,7 +22,7 @@ from reco2.ledger.types import SchemeEnrollment, Source
 from reco2.mrv.readings import sign_reading
 from reco2.mrv.store import Status, open_store
 from reco2.node.view import StateView
-from tests.e2e.harness import NodeProcess, audit_json, run_cli
+from tests.e2e.harness import NodeProcess, audit_json, issue_days
 from tests.e2e.test_intake import (
     FIRST_DAY,
     Meter,
@@ -40,20 +39,9 @@ LAST_DAY = FIRST_DAY + dt.timedelta(days=2)
 
 
 def issue(data_dir: Path, store_url: str, until: dt.date, *extra: str) -> list[dict[str, Any]]:
-    proc = run_cli(
-        "issue-days",
-        "-d",
-        data_dir,
-        "--store",
-        store_url,
-        "--key",
-        "mrv",
-        "--until-day",
-        until.isoformat(),
-        "--json",
-        *extra,
-    )
-    days: list[dict[str, Any]] = json.loads(proc.stdout)["days"]
+    days: list[dict[str, Any]] = issue_days(
+        data_dir, store_url, *extra, until_day=until.isoformat()
+    )["days"]
     return days
 
 

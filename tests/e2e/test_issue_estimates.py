@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from reco2.node.view import StateView
-from tests.e2e.harness import run_cli
+from tests.e2e.harness import issue_days, run_cli, train_anomaly_model
 from tests.e2e.test_meter_to_value import (
     STEP_TIMEOUT_S,
     Row,
@@ -68,25 +68,7 @@ def test_gaps_issue_apart_and_a_buyer_can_exclude_them(tmp_path: Path) -> None:
     store_url = f"sqlite://{store_path}"
     model = tmp_path / "models" / "anomaly"
     run_cli("init", "-d", data_dir, "--chain-id", "reco2-estimates")
-    run_cli(
-        "mrv",
-        "train",
-        "--out",
-        model,
-        "--seeds",
-        "11",
-        "--devices",
-        DEVICES,
-        "--days",
-        DAYS,
-        "--fault-rate",
-        "0.1",
-        "--drifts",
-        "0",
-        "--calibration-seed",
-        "17",
-        timeout=STEP_TIMEOUT_S,
-    )
+    train_anomaly_model(model, DEVICES, DAYS, STEP_TIMEOUT_S)
     gaps_meta = json.loads(model.with_name("anomaly-gaps.json").read_text())
     with running_intake(data_dir, store_url, tmp_path / "intake.log", None) as intake:
         sim = run_cli(
@@ -107,25 +89,17 @@ def test_gaps_issue_apart_and_a_buyer_can_exclude_them(tmp_path: Path) -> None:
     # --estimate-gaps is a policy: not without --model, and off unless asked
     refused = run_cli("issue-days", "-d", data_dir, "--key", "mrv", "--estimate-gaps", expect=1)
     assert "--model" in refused.stderr
-    proc = run_cli(
-        "issue-days",
-        "-d",
+    run = issue_days(
         data_dir,
-        "--store",
         store_url,
-        "--key",
-        "mrv",
-        "--until-day",
-        LAST_DAY,
         "--model",
         model,
         "--review-days",
         "0",
         "--estimate-gaps",
-        "--json",
+        until_day=LAST_DAY,
         timeout=STEP_TIMEOUT_S,
     )
-    run = json.loads(proc.stdout)
     assert run["estimator_version"] == gaps_meta["version"]
     estimates = stored_estimates(data_dir / "review.sqlite")
     assert estimates, "no gap was filled"

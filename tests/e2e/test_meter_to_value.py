@@ -36,7 +36,7 @@ from reco2.ledger.types import Source, ValueBatch
 from reco2.mrv.quantify import readings_root
 from reco2.mrv.readings import Reading
 from reco2.node.view import StateView
-from tests.e2e.harness import RECO2, audit_json, cli_env, free_port, run_cli
+from tests.e2e.harness import RECO2, audit_json, cli_env, free_port, issue_days, run_cli
 from tests.services import Broker, mosquitto_fixture  # noqa: F401 (fixture)
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -367,19 +367,7 @@ def test_a_simulated_week_through_mosquitto_becomes_the_right_value(
     for row in rows.values():
         assert signed_by(row, devices[row.device_id].meter_public_key), row
 
-    issued = json.loads(
-        run_cli(
-            "issue-days",
-            "-d",
-            data_dir,
-            "--store",
-            store_url,
-            "--key",
-            AGGREGATOR,
-            "--json",
-            timeout=STEP_TIMEOUT_S,
-        ).stdout
-    )
+    issued = issue_days(data_dir, store_url, key=AGGREGATOR, timeout=STEP_TIMEOUT_S)
     expected = expected_batches(rows)
     assert len(expected) == DEVICES * DAYS  # a faulty day keeps its honest intervals
 

@@ -23,7 +23,7 @@ import pytest
 
 from reco2.ledger.state import release_key
 from reco2.node.view import StateView
-from tests.e2e.harness import audit_json, run_cli
+from tests.e2e.harness import audit_json, issue_days, run_cli, train_anomaly_model
 from tests.e2e.test_meter_to_value import (
     STEP_TIMEOUT_S,
     Row,
@@ -41,24 +41,9 @@ TEST_TIMEOUT_S = 400
 
 
 def issue(data_dir: Path, store_url: str, model: Path, *extra: object) -> dict[str, Any]:
-    proc = run_cli(
-        "issue-days",
-        "-d",
-        data_dir,
-        "--store",
-        store_url,
-        "--key",
-        "mrv",
-        "--until-day",
-        LAST_DAY,
-        "--model",
-        model,
-        "--json",
-        *extra,
-        timeout=STEP_TIMEOUT_S,
+    return issue_days(
+        data_dir, store_url, "--model", model, *extra, until_day=LAST_DAY, timeout=STEP_TIMEOUT_S
     )
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
 
 
 def wh(row: Row) -> int:
@@ -91,25 +76,7 @@ def test_flagged_readings_issue_nothing_until_the_authority_releases_them(
     store_url = f"sqlite://{store_path}"
     model = tmp_path / "models" / "anomaly"
     run_cli("init", "-d", data_dir, "--chain-id", "reco2-mrv-release")
-    run_cli(
-        "mrv",
-        "train",
-        "--out",
-        model,
-        "--seeds",
-        "11",
-        "--devices",
-        DEVICES,
-        "--days",
-        DAYS,
-        "--fault-rate",
-        "0.1",
-        "--drifts",
-        "0",
-        "--calibration-seed",
-        "17",
-        timeout=STEP_TIMEOUT_S,
-    )
+    train_anomaly_model(model, DEVICES, DAYS, STEP_TIMEOUT_S)
     version = json.loads(model.with_suffix(".json").read_text())["version"]
 
     manifest_path = tmp_path / "faults.json"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.support import stored_fleet
 
 from reco2.ai.evaluation import FleetSpec, simulate
 from reco2.ai.gate import DEFAULT_REVIEW_S, HISTORY_DAYS, Gate, _chunks
@@ -19,8 +20,8 @@ from reco2.ai.model import AnomalyModel
 from reco2.ai.review import ReviewStore
 from reco2.ledger.types import ReadingRelease
 from reco2.mrv.readings import reading_hash, reading_id, self_consumed_wh
-from reco2.mrv.store import DAY_S, ReadingsStore, open_store
-from reco2.mrv.validation import ReadingHistory, ValidationContext, validate
+from reco2.mrv.store import DAY_S
+from reco2.mrv.validation import ValidationContext, validate
 
 NOW_S = 2_000_000_000
 FLEET = FleetSpec(seed=5, devices=4, days=3, fault_rate=0.0, drifts=0)
@@ -37,26 +38,12 @@ def model(version: str = "7") -> AnomalyModel:
     return AnomalyModel(FlagsEverything(), version, 0.5, {})  # type: ignore[arg-type]
 
 
-def store_with(tmp_path: Path, leave_out: set[tuple[str, int]]) -> tuple[ReadingsStore, Any]:
-    """The fleet's readings validated and stored, except the keys left out."""
-    simulated = simulate(FLEET)
-    context = ValidationContext(simulated.devices.get, ReadingHistory(), NOW_S)
-    store = open_store(f"sqlite://{tmp_path / 'readings.sqlite'}")
-    verdicts = [
-        validate(raw, context)
-        for raw, r in zip(simulated.raws, simulated.readings, strict=True)
-        if (r.device_id, r.interval_start_s) not in leave_out
-    ]
-    store.record([v for v in verdicts if not v.rejections], received_at_s=NOW_S)
-    return store, simulated
-
-
 def release(device_id: str, start_s: int, hash_: bytes, version: str) -> ReadingRelease:
     return ReadingRelease(device_id, start_s, hash_, version, "authority", "", 1, 0, bytes(32))
 
 
 def test_a_flagged_day_is_held_then_issues_only_what_was_released(tmp_path: Path) -> None:
-    store, simulated = store_with(tmp_path, set())
+    store, simulated = stored_fleet(tmp_path, FLEET, NOW_S, set())
     pending = store.pending_days(simulated.fleet.end_s)
     assert len(pending) == FLEET.devices * FLEET.days
     with ReviewStore(tmp_path / "review.sqlite") as review:
@@ -104,7 +91,7 @@ def test_a_late_reading_is_screened_with_its_day(tmp_path: Path) -> None:
     simulated = simulate(FLEET)
     late = simulated.readings[-1]
     key = (late.device_id, late.interval_start_s)
-    store, _ = store_with(tmp_path, {key})
+    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, {key})
     with ReviewStore(tmp_path / "review.sqlite") as review:
         gate = Gate(model(), review)
         pending = store.pending_days(simulated.fleet.end_s)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.support import stored_fleet
 
 from reco2.ai.estimate import EstimationPolicy, GapEstimator
 from reco2.ai.evaluation import FleetSpec, simulate
@@ -22,11 +23,11 @@ from reco2.ai.model import AnomalyModel, ModelError
 from reco2.ai.review import Flag, ReviewStore
 from reco2.ai.screened import build_screened_issuance
 from reco2.mrv.readings import Reading, reading_id, self_consumed_wh
-from reco2.mrv.store import DAY_S, ReadingsStore, open_store
-from reco2.mrv.validation import ReadingHistory, ValidationContext, validate
+from reco2.mrv.store import DAY_S
 
 NOW_S = 2_000_000_000
 FLEET = FleetSpec(seed=5, devices=4, days=3, fault_rate=0.0, drifts=0)
+
 SHARE = 1.5  # of the registers' proof: more than they prove, which must never be issued
 PLAIN = 0.1  # capacity factor where the registers prove nothing
 
@@ -48,19 +49,6 @@ def model(fault: float) -> AnomalyModel:
 
 def estimator(quantile: float = 0.05) -> GapEstimator:
     return GapEstimator(Constant(SHARE), Constant(PLAIN), quantile, "g1")  # type: ignore[arg-type]
-
-
-def store_with(tmp_path: Path, leave_out: set[tuple[str, int]]) -> tuple[ReadingsStore, Any]:
-    simulated = simulate(FLEET)
-    context = ValidationContext(simulated.devices.get, ReadingHistory(), NOW_S)
-    store = open_store(f"sqlite://{tmp_path / 'readings.sqlite'}")
-    verdicts = [
-        validate(raw, context)
-        for raw, r in zip(simulated.raws, simulated.readings, strict=True)
-        if (r.device_id, r.interval_start_s) not in leave_out
-    ]
-    store.record([v for v in verdicts if not v.rejections], received_at_s=NOW_S)
-    return store, simulated
 
 
 def gap_of(simulated: Any) -> tuple[Reading, Reading, Reading]:
@@ -93,7 +81,7 @@ def proven_wh(before: Reading, after: Reading) -> int:
 def test_a_gap_issues_apart_and_never_above_what_the_registers_prove(tmp_path: Path) -> None:
     simulated = simulate(FLEET)
     before, gap, after = gap_of(simulated)
-    store, _ = store_with(tmp_path, {(gap.device_id, gap.interval_start_s)})
+    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, {(gap.device_id, gap.interval_start_s)})
     day_start_s = simulated.fleet.start_s + DAY_S
     pending = store.pending_days(simulated.fleet.end_s)
     with ReviewStore(tmp_path / "review.sqlite") as review:
@@ -144,7 +132,7 @@ def test_a_gap_issues_apart_and_never_above_what_the_registers_prove(tmp_path: P
 def test_with_the_policy_off_nothing_is_estimated(tmp_path: Path, policy: Any) -> None:
     simulated = simulate(FLEET)
     _, gap, _ = gap_of(simulated)
-    store, _ = store_with(tmp_path, {(gap.device_id, gap.interval_start_s)})
+    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, {(gap.device_id, gap.interval_start_s)})
     day_start_s = simulated.fleet.start_s + DAY_S
     pending = store.pending_days(simulated.fleet.end_s)
     with ReviewStore(tmp_path / "review.sqlite") as review:
@@ -169,7 +157,7 @@ def test_flagged_readings_are_filled_only_when_the_policy_says_and_without_regis
 ) -> None:
     simulated = simulate(FLEET)
     before, noon, after = gap_of(simulated)
-    store, _ = store_with(tmp_path, set())
+    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, set())
     day_start_s = simulated.fleet.start_s + DAY_S
     half_hour_wh = simulated.devices[noon.device_id].capacity_w / 2
     assert proven_wh(before, after) > PLAIN * half_hour_wh  # the registers would claim more
