@@ -115,12 +115,7 @@ class Gate:
             return 0
         infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
         for chunk in _chunks(sorted({d.day_start_s for d in todo})):
-            first_s, last_s = chunk[0], chunk[-1]
-            start_s = _window_start_s(store, infos, first_s)
-            readings: list[Reading] = []
-            for info in infos:
-                readings += store.accepted_readings(info.device_id, start_s, last_s + DAY_S)
-            window = build_window(infos, readings, start_s, (last_s - start_s) // DAY_S + 1)
+            window = _load_window(store, infos, chunk[0], chunk[-1] + DAY_S)
             screening = screen(self.model, window)
             in_chunk = set(chunk)
             for day in todo:
@@ -155,16 +150,12 @@ class Gate:
         infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
         filled = 0
         for chunk in _chunks(sorted({d.day_start_s for d in known})):
-            first_s, last_s = chunk[0], chunk[-1]
-            start_s = _window_start_s(store, infos, first_s)
-            end_s = last_s + 2 * DAY_S  # the day after: its registers bound a gap at the end
-            readings: list[Reading] = []
-            for info in infos:
-                readings += store.accepted_readings(info.device_id, start_s, end_s)
-            window = build_window(infos, readings, start_s, (end_s - start_s) // DAY_S)
+            end_s = chunk[-1] + 2 * DAY_S  # the day after: its registers bound a gap at the end
+            window = _load_window(store, infos, chunk[0], end_s)
             usable, doubtful, flagged = self._usable(window, end_s)
             targets = np.zeros(window.present.shape, dtype=bool)
-            in_chunk = [d for d in known if d.day_start_s in set(chunk)]
+            chunk_days = set(chunk)
+            in_chunk = [d for d in known if d.day_start_s in chunk_days]
             for day in in_chunk:
                 where = window.position(day.device_id, day.day_start_s)
                 assert where is not None
@@ -277,6 +268,18 @@ def _chunks(day_starts: list[int]) -> Iterator[list[int]]:
         chunk.append(start_s)
     if chunk:
         yield chunk
+
+
+def _load_window(
+    store: ReadingsStore, infos: Sequence[DeviceInfo], first_s: int, end_s: int
+) -> Window:
+    """The devices' accepted readings laid out from their history before ``first_s``
+    (``_window_start_s``) to ``end_s`` (a day start, exclusive)."""
+    start_s = _window_start_s(store, infos, first_s)
+    readings: list[Reading] = []
+    for info in infos:
+        readings += store.accepted_readings(info.device_id, start_s, end_s)
+    return build_window(infos, readings, start_s, (end_s - start_s) // DAY_S)
 
 
 def _window_start_s(store: ReadingsStore, infos: Sequence[DeviceInfo], first_s: int) -> int:
