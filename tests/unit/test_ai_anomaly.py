@@ -82,6 +82,36 @@ def test_copy_evidence_points_at_the_copier_not_its_source(copier: int) -> None:
     assert found["copy_share"][:, :day].max() < 0.5  # a few equal dawn values at most
 
 
+def test_pair_evidence_asks_which_usual_curve_the_numbers_sit_nearer() -> None:
+    """A steady device (0) and a scattering one (1) share day 4, which is really 1's: every day
+    departs from a steady history, so each device's misfit over its own typical day would blame
+    1; the two usual curves say the numbers are 1's."""
+    rng = np.random.default_rng(3)
+    values = np.stack([0.0 + rng.normal(0, 0.01, (5, 6)), 0.3 + rng.normal(0, 0.15, (5, 6))])
+    values[0, 4] = values[1, 4]
+    departure, typical = features.usual_departure(values)
+    assert features.pair_evidence(departure, typical, 0, 1, 4) > 0
+    assert features.pair_evidence(departure, typical, 1, 0, 4) < 0
+
+
+def test_every_copied_day_of_a_faulty_fleet_is_pinned_on_its_copier() -> None:
+    """A fleet with every fault kind (4 of its 22 copied days, 3 of them overcast, were pinned on
+    the source when each device's misfit was judged against its own typical day)."""
+    simulated = simulate(FleetSpec(seed=101, devices=40, days=14, fault_rate=0.04, drifts=6))
+    window = simulated.window()
+    cf = features.capacity_factor(window)
+    found = features.copy_features(window, cf, features.neighbour_median(window, cf))
+    copied = {
+        window.position(*key)[:2]  # type: ignore[index]
+        for key, kind in simulated.faulty.items()
+        if kind == "copy"
+    }
+    assert len(copied) == 22
+    for copier, day in sorted(copied):
+        assert found["copy_share_as_copier"][copier, day] == 1.0, (copier, day)
+        assert found["copy_evidence"][copier, day] > 0, (copier, day)
+
+
 def test_baseline_uses_earlier_days_and_a_lag() -> None:
     row = np.array([[1.0, 1.0, 1.0, 2.0, 3.0, 4.0]])
     assert features.baseline(row)[0, 5] == 1.0  # median of 1, 1, 1, 2, 3
