@@ -14,7 +14,10 @@ from reco2.ai.evaluation import (
     Detection,
     Evaluation,
     FleetSpec,
+    GapResult,
+    KindResult,
     evaluate_held_out,
+    pooled,
     run_pipeline,
     simulate,
     train,
@@ -207,6 +210,21 @@ def test_held_out_false_positive_rate_is_at_most_0_01_per_interval() -> None:
     result = detection()
     assert result.clean > 5_000
     assert result.false_positive_rate <= 0.01, result
+
+
+def test_meets_names_each_threshold_a_fleet_misses() -> None:
+    kinds = [
+        KindResult("copy", 20, 19, 19),
+        KindResult("stuck", 10, 9, 9),
+        KindResult("drift", 0, 0, 0),
+    ]
+    ok = Evaluation(Detection(kinds, 10_000, 100), GapResult(100, 95, 600, 1_000))
+    assert ok.meets == {"copy": True, "stuck": False, "false positives": True, "gaps": True}
+    bad = Evaluation(Detection(kinds, 10_000, 101), GapResult(100, 99, 599, 1_000))
+    assert bad.meets == {"copy": True, "stuck": False, "false positives": False, "gaps": False}
+    added = pooled([ok, bad])
+    assert added.detection.kinds[0] == KindResult("copy", 40, 38, 38)
+    assert added.detection.false_positives == 201 and added.gaps.estimated_wh == 1_199
 
 
 def test_the_threshold_is_calibrated_on_a_fleet_of_its_own() -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -143,6 +144,30 @@ def evaluation_table(evaluation: Evaluation, title: str) -> Table:
     return table
 
 
+def fleets_table(seeds: list[int], evaluations: list[Evaluation]) -> Table:
+    """One row per held-out fleet: its weakest recall, false positives, gaps, and whether it
+    meets every threshold of the issue (``Evaluation.meets``)."""
+    table = Table(title="per held-out fleet")
+    table.add_column("seed", justify="right")
+    for column in ("lowest recall", "FPR/interval", "gaps <= truth", "gaps recovered", "meets"):
+        table.add_column(column, justify="right")
+    for seed, evaluation in zip(seeds, evaluations, strict=True):
+        known = [k for k in evaluation.detection.kinds if k.faulty]
+        weakest = min(known, key=lambda k: k.recall) if known else None
+        missed = [name for name, ok in evaluation.meets.items() if not ok]
+        table.add_row(
+            str(seed),
+            "-" if weakest is None else f"{weakest.recall:.3f} ({weakest.kind})",
+            f"{evaluation.detection.false_positive_rate:.4f}",
+            f"{evaluation.gaps.conservative_share:.3f}",
+            f"{evaluation.gaps.recovered_share:.3f}",
+            "yes" if not missed else "no: " + ", ".join(missed),
+        )
+    met = sum(1 for e in evaluations if all(e.meets.values()))
+    table.caption = f"{met} of {len(evaluations)} fleets meet every threshold"
+    return table
+
+
 @app.command("evaluate")
 def evaluate_command(
     model_path: Annotated[
@@ -150,19 +175,28 @@ def evaluate_command(
         typer.Option("--model", help="a saved model and its estimator (default: train now)"),
     ] = None,
     train_seeds: Seeds = TRAIN_SEEDS,
-    test_seed: Annotated[int, typer.Option(help="seed of the held-out fleet")] = 12,
+    test_seeds: Annotated[
+        str,
+        typer.Option(
+            help="seeds of the held-out fleets, comma-separated; with several, a table over "
+            "all of them and a row per fleet"
+        ),
+    ] = "12",
     devices: Devices = 40,
     days: Days = 14,
     fault_rate: FaultRate = 0.04,
     drifts: Drifts = 6,
     calibration_seed: CalibrationSeed = CALIBRATION_SEED,
 ) -> None:
-    """Train on some fleets, test on a held-out one; print a table per fault kind."""
+    """Train on some fleets, test on held-out ones; print a table per fault kind."""
     from reco2.ai.estimate import load_estimator
-    from reco2.ai.evaluation import FleetSpec, evaluate_held_out, train, train_estimator
+    from reco2.ai.evaluation import FleetSpec, evaluate_held_out, pooled, train, train_estimator
     from reco2.ai.model import AnomalyModel
 
     specs = _specs(train_seeds, devices, days, fault_rate, drifts)
+    held_out = _specs(test_seeds, devices, days, fault_rate, drifts)
+    if len({spec.seed for spec in held_out}) != len(held_out):
+        raise typer.BadParameter("a held-out seed twice", param_hint="--test-seeds")
     if model_path is not None:
         model = AnomalyModel.load(model_path)
         estimator = load_estimator(estimator_path(model_path))
@@ -175,18 +209,32 @@ def evaluate_command(
         estimator = train_estimator(specs, calibration=calibration)
         trained_on = [spec.seed for spec in specs]
     calibrated_on = model.training.get("calibration", {}).get("seed")
-    if test_seed in trained_on or test_seed == calibrated_on:
-        raise typer.BadParameter("the held-out fleet needs another seed", param_hint="--test-seed")
-    held_out = FleetSpec(test_seed, devices, days, fault_rate, drifts)
-    evaluation = evaluate_held_out(model, estimator, held_out)
-    Console(width=max(Console().width, TABLE_WIDTH)).print(
+    used = {*trained_on, calibrated_on}
+    if any(spec.seed in used for spec in held_out):
+        raise typer.BadParameter("the held-out fleets need other seeds", param_hint="--test-seeds")
+    console = Console(width=max(Console().width, TABLE_WIDTH))
+    evaluations: list[Evaluation] = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("held-out fleets", total=len(held_out))
+        for spec in held_out:
+            evaluations.append(evaluate_held_out(model, estimator, spec))
+            progress.advance(task)
+    seeds = [spec.seed for spec in held_out]
+    fleets = (
+        f"held-out fleet seed {seeds[0]}"
+        if len(seeds) == 1
+        else f"{len(seeds)} held-out fleets (seeds {', '.join(map(str, seeds))}) added up"
+    )
+    console.print(
         evaluation_table(
-            evaluation,
-            f"held-out fleet seed {test_seed} ({devices} devices x {days} days), "
-            f"trained on seeds {', '.join(map(str, trained_on))}, threshold "
-            f"{model.threshold:.3f} (calibrated on seed {calibrated_on})",
+            pooled(evaluations),
+            f"{fleets} ({devices} devices x {days} days), trained on seeds "
+            f"{', '.join(map(str, trained_on))}, threshold {model.threshold:.3f} "
+            f"(calibrated on seed {calibrated_on})",
         )
     )
+    if len(evaluations) > 1:
+        console.print(fleets_table(seeds, evaluations))
 
 
 @app.command("flags")

@@ -199,6 +199,14 @@ def train(
     return replace(model, threshold=threshold, training=record)
 
 
+#: The issue's thresholds: recall per fault kind, false positives per clean interval, and for
+#: the gaps the share of filled intervals at most the truth and the share of energy recovered.
+RECALL_TARGET: Final = 0.95
+FPR_TARGET: Final = 0.01
+CONSERVATIVE_SHARE_TARGET: Final = 0.95
+RECOVERY_TARGET: Final = 0.60
+
+
 @dataclass(frozen=True, slots=True)
 class KindResult:
     kind: str
@@ -392,6 +400,50 @@ def flagged_days(
 class Evaluation:
     detection: Detection
     gaps: GapResult
+
+    @property
+    def meets(self) -> dict[str, bool]:
+        """Whether this evaluation meets the issue's thresholds: per fault kind with faults,
+        recall ``RECALL_TARGET``; the false-positive rate; and the gaps, at most the truth in
+        ``CONSERVATIVE_SHARE_TARGET`` of filled intervals while recovering ``RECOVERY_TARGET``
+        of their energy."""
+        out = {
+            kind.kind: kind.recall >= RECALL_TARGET for kind in self.detection.kinds if kind.faulty
+        }
+        out["false positives"] = self.detection.false_positive_rate <= FPR_TARGET
+        if self.gaps.filled:
+            out["gaps"] = (
+                self.gaps.conservative_share >= CONSERVATIVE_SHARE_TARGET
+                and self.gaps.recovered_share >= RECOVERY_TARGET
+            )
+        return out
+
+
+def pooled(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """The counts of several held-out fleets' evaluations added up (one table over all)."""
+    if not evaluations:
+        raise ValueError("no evaluations to pool")
+    kinds = [
+        KindResult(
+            results[0].kind,
+            sum(r.faulty for r in results),
+            sum(r.detected for r in results),
+            sum(r.by_model_only for r in results),
+        )
+        for results in zip(*(e.detection.kinds for e in evaluations), strict=True)
+    ]
+    detection = Detection(
+        kinds,
+        sum(e.detection.clean for e in evaluations),
+        sum(e.detection.false_positives for e in evaluations),
+    )
+    gaps = GapResult(
+        sum(e.gaps.filled for e in evaluations),
+        sum(e.gaps.conservative for e in evaluations),
+        sum(e.gaps.estimated_wh for e in evaluations),
+        sum(e.gaps.truth_wh for e in evaluations),
+    )
+    return Evaluation(detection, gaps)
 
 
 def evaluate_held_out(
