@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from reco2.ai.evaluation import Evaluation, FleetSpec
+    from reco2.ai.evaluation import Evaluation, FleetSpec, KindResult
 
 app = typer.Typer(
     help="Measurement AI: the anomaly model, gap estimates and their evaluation.",
@@ -144,6 +144,15 @@ def evaluation_table(evaluation: Evaluation, title: str) -> Table:
     return table
 
 
+def lowest(weakest: KindResult | None) -> str:
+    """The weakest recall of a fleet, naming its kind when it is below 1."""
+    if weakest is None:
+        return "-"
+    if weakest.recall >= 1.0:
+        return f"{weakest.recall:.3f}"
+    return f"{weakest.recall:.3f} ({weakest.kind})"
+
+
 def fleets_table(seeds: list[int], evaluations: list[Evaluation]) -> Table:
     """One row per held-out fleet: its weakest recall, false positives, gaps, and whether it
     meets every threshold of the issue (``Evaluation.meets``)."""
@@ -157,7 +166,7 @@ def fleets_table(seeds: list[int], evaluations: list[Evaluation]) -> Table:
         missed = [name for name, ok in evaluation.meets.items() if not ok]
         table.add_row(
             str(seed),
-            "-" if weakest is None else f"{weakest.recall:.3f} ({weakest.kind})",
+            lowest(weakest),
             f"{evaluation.detection.false_positive_rate:.4f}",
             f"{evaluation.gaps.conservative_share:.3f}",
             f"{evaluation.gaps.recovered_share:.3f}",
