@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from reco2.ai.estimate import (
+    ESTIMATE_FEATURES,
     SCALE_RANGE,
     Estimate,
     EstimationPolicy,
@@ -17,6 +18,7 @@ from reco2.ai.estimate import (
     Parts,
     counter_allocation,
     counter_floor,
+    estimate_features,
     load_estimator,
     register_fill,
     save_estimator,
@@ -310,3 +312,26 @@ def test_hidden_training_runs_never_take_in_a_known_fault() -> None:
         assert not flat_faulty[n, j : k + 1].any()
     unchecked = synthetic_gaps(usable, np.random.default_rng(1))
     assert unchecked.sum() > hidden.sum()
+
+
+def test_a_gap_at_dusk_shares_its_generation_over_every_interval_the_neighbours_lit() -> None:
+    """A roof that reads below its neighbours late in the day (device 0: shaded in the
+    afternoons of its first two days, as a roof facing east would be) still
+    generated in every interval they did: the shaped weather is their capacity factor times
+    the roof's ratio to it on its other days, whatever the light (a ratio taken with a floor
+    added to both sides is not one at another level of light: on a dull day it pushed the
+    shaped weather to 0 at dusk, and the gap's register advance went to its first interval or,
+    with every weight 0, evenly to all)."""
+    window = simulate(FleetSpec(seed=5, devices=6, days=3, fault_rate=0.0, drifts=0)).window()
+    window.generation[0, :2, 24:48] = np.floor(window.generation[0, :2, 24:48] * 0.4)
+    window.generation[:, 2] = np.floor(window.generation[:, 2] * 0.15)  # an overcast last day
+    usable = window.present.copy()
+    usable[0, 2, 28:38] = False  # 14:00-19:00 hidden on its last day
+    columns = estimate_features(window, usable)
+    generated = columns[:, ESTIMATE_FEATURES.index("counter_generation_factor")]
+    generated = generated.reshape(window.bound.shape)[0, 2, 28:38]
+    lit = (window.generation[list(window.neighbours[0]), 2, 28:38] > 0).any(axis=0)
+    assert lit.sum() >= 8
+    assert (generated[lit] > 0).all(), generated
+    assert generated.max() < 0.5 * generated.sum()  # not the whole advance in one interval
+    assert generated[0] > 5 * generated[lit][-1]  # as the light fell, not spread evenly

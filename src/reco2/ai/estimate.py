@@ -350,20 +350,22 @@ def estimate_features(
         columns["gap_length"] = length
         # The roof's generation at each interval: the place's weather on it where a neighbour
         # reported (none when they all read 0), else its own usual at that time of day.
-        # Per time of day, since a roof facing east or west has its own shape of day.
+        # Per time of day, since a roof facing east or west has its own shape of day. The ratio
+        # is taken without a floor: cf / neighbours is the same at any light, while a floor
+        # added to both sides makes it nearer 1 in low light and, applied to a duller day,
+        # pushed the shaped weather to 0 at dusk (the run's advance then went all to its first
+        # interval); a roof that reads 0 where its neighbours do not keeps a weight of 0.
         shape_ratio = np.exp(
             _other_days(
                 np.where(
                     plausible & (neighbours > 0),
-                    np.log((cf + EPSILON) / (neighbours + EPSILON)),
+                    np.log(cf / neighbours),
                     np.nan,
                 ),
                 "median",
             )
         )
-        by_time = (neighbours + EPSILON) * np.where(
-            np.isfinite(shape_ratio), shape_ratio, 1.0
-        ) - EPSILON
+        by_time = neighbours * np.where(np.isfinite(shape_ratio), shape_ratio, 1.0)
         weather = np.where(
             neighbours > 0,
             np.where(
