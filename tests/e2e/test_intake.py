@@ -292,7 +292,6 @@ class IntakeProcess:
         with self.log_path.open("ab") as log:
             log.write(f"\n--- start {self.starts}\n".encode())
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
-        return self.wait_ready()
 
     def wait_ready(self) -> dict[str, Any]:
         assert self.proc is not None
@@ -443,9 +442,10 @@ def run_week(
     # Physically impossible claims for a solar device: generation at 02:00 JST, and at noon
     # above the clear-sky bound. They replace the honest readings of those intervals.
     chiyoda = FLEET[0]
-    fakes = {3 * 48 + 4: None, 5 * 48 + 24: None}
-    for index in fakes:
-        fakes[index] = impossible(honest[chiyoda.device_id][index], chiyoda)
+    fakes = {
+        index: impossible(honest[chiyoda.device_id][index], chiyoda)
+        for index in (3 * 48 + 4, 5 * 48 + 24)
+    }
     sent: list[Reading] = []
     for meter in FLEET:
         for index, r in enumerate(honest[meter.device_id]):
