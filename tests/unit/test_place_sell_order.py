@@ -112,7 +112,11 @@ def both(*checks: Callable[[Ledger], None]) -> Callable[[Ledger], None]:
     return then
 
 
-UNCHANGED = both(moe_holds(), lambda ledger: book_of(ledger) == {"sell": [], "buy": []})
+def book_empty(ledger: Ledger) -> None:
+    assert book_of(ledger) == {"sell": [], "buy": []}
+
+
+UNCHANGED = both(moe_holds(), book_empty)
 
 
 def placed_s(ledger: Ledger) -> None:
@@ -318,7 +322,7 @@ CASES = [
         sell_action("S", 500, 200),
         Outcome.order_exists,
         signer="buyer",
-        setup=lambda lg: (buyer_holds_n2(lg), placed_s(lg)),
+        setup=both(buyer_holds_n2, placed_s),
     ),
     case(
         "expiry before the block",
