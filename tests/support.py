@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reco2.ledger import invariants, tx
 from reco2.ledger.app import Application, FinalizeBlockResult
@@ -489,11 +489,11 @@ def buy_action(
     *,
     aon: bool = False,
     expires_at_ns: int = 0,
-    **conditions: object,
+    **conditions: Any,
 ) -> tx.PlaceBuyOrder:
     return tx.PlaceBuyOrder(
         order_id, quantity_g, aon, price_sen_per_kg, buy_conditions(**conditions), expires_at_ns
-    )  # type: ignore[arg-type]
+    )
 
 
 def yen_of(ledger: Ledger, account: str) -> tuple[int, int] | None:

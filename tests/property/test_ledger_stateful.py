@@ -51,6 +51,7 @@ from reco2.ledger.state import HOLDING, RELEASE, YEN
 from reco2.ledger.types import (
     GridContract,
     Holding,
+    Participant,
     Purpose,
     ReadingRelease,
     Role,
@@ -184,7 +185,7 @@ class Model:
         if field_fault is not None:
             return {field_fault}
         kind = tx.kind_of(sub.action)
-        broken = getattr(self, f"rules_{kind}")(sub.signer, sub.action, block_time_ns)
+        broken: set[Outcome] = getattr(self, f"rules_{kind}")(sub.signer, sub.action, block_time_ns)
         if broken:
             return broken
         getattr(self, f"apply_{kind}")(sub.signer, sub.action)
@@ -502,6 +503,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert set(ledger_participants) == set(model.participants)
         for pid, mp in model.participants.items():
             lp = ledger_participants[pid]
+            assert isinstance(lp, Participant), pid
             assert (lp.public_key, frozenset(lp.roles), lp.next_nonce) == (
                 mp.public_key,
                 mp.roles,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -90,7 +91,7 @@ RIGHT = st.integers(0, 5).map(lambda i: i > 0)  # mostly the signer who may
 TAKER = st.booleans()  # aim at a resting order one time in two
 
 
-SELL_ARGS: dict[str, st.SearchStrategy[object]] = dict(
+SELL_ARGS: dict[str, st.SearchStrategy[Any]] = dict(
     index=INDEX,
     grams=GRAMS,
     price=PRICE,
@@ -104,7 +105,7 @@ SELL_ARGS: dict[str, st.SearchStrategy[object]] = dict(
     whole=st.booleans(),
     taker=TAKER,
 )
-BUY_ARGS: dict[str, st.SearchStrategy[object]] = dict(
+BUY_ARGS: dict[str, st.SearchStrategy[Any]] = dict(
     buyer=st.sampled_from([*BUYERS, TRADER, "p0"]),
     grams=GRAMS,
     price=PRICE,
@@ -228,7 +229,7 @@ class MarketMachine(RuleBasedStateMachine):
         half = len(opening) // 2
         for part in (opening[:half], opening[half:]):
             for side, args in part:
-                (self.sell if side == "sell" else self.buy)(**args)  # type: ignore[arg-type]
+                (self.sell if side == "sell" else self.buy)(**args)
             self.end_block(10)
 
     # ---- helpers ------------------------------------------------------------------------
@@ -306,7 +307,7 @@ class MarketMachine(RuleBasedStateMachine):
         owner = str(self.books.rules[rule_id]["owner"])
         self.pending.append((owner if right else signer, tx.CancelSellRule(rule_id)))
 
-    @rule(**SELL_ARGS)
+    @rule(**SELL_ARGS)  # type: ignore[call-overload, untyped-decorator]  # **kwargs hide no target
     def sell(
         self,
         index: int,
@@ -357,7 +358,7 @@ class MarketMachine(RuleBasedStateMachine):
             )
         )
 
-    @rule(**BUY_ARGS)
+    @rule(**BUY_ARGS)  # type: ignore[call-overload, untyped-decorator]  # **kwargs hide no target
     def buy(
         self,
         buyer: str,
@@ -585,15 +586,15 @@ class MarketMachine(RuleBasedStateMachine):
             ), account
         # value
         per_batch: dict[str, int] = defaultdict(int)
-        for batch_id, holder, r in self.holdings():
-            share = r.tradable_g + r.escrowed_g + r.retired_g
+        for batch_id, holder, h in self.holdings():
+            share = h.tradable_g + h.escrowed_g + h.retired_g
             per_batch[batch_id] += share
             _, owner, grams = b.issued[batch_id]
             assert share == (grams if holder == owner else 0) + moved[batch_id, holder], (
                 batch_id,
                 holder,
             )
-            assert r.retired_g == b.retired[batch_id, holder]
+            assert h.retired_g == b.retired[batch_id, holder]
         for batch_id, (_, _, grams) in b.issued.items():
             assert per_batch[batch_id] == grams, batch_id
 

@@ -528,9 +528,9 @@ def compare(ledger: Ledger, ref: Reference, trades_before: int) -> None:
         assert holding is not None
         assert (holding.tradable_g, holding.escrowed_g) == (tradable, escrowed), (batch_id, holder)
     for account, (available, escrowed) in ref.yen.items():
-        record = state.yen(account)
-        assert record is not None
-        assert (record.available_sen, record.escrowed_sen) == (available, escrowed), account
+        yen = state.yen(account)
+        assert yen is not None
+        assert (yen.available_sen, yen.escrowed_sen) == (available, escrowed), account
 
 
 # ---- what Hypothesis draws ------------------------------------------------------------------

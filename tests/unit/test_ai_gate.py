@@ -35,7 +35,7 @@ class FlagsEverything:
 
 
 def model(version: str = "7") -> AnomalyModel:
-    return AnomalyModel(FlagsEverything(), version, 0.5, {})  # type: ignore[arg-type]
+    return AnomalyModel(FlagsEverything(), version, 0.5, {})
 
 
 def release(device_id: str, start_s: int, hash_: bytes, version: str) -> ReadingRelease:

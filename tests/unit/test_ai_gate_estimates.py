@@ -44,11 +44,11 @@ class Constant:
 
 
 def model(fault: float) -> AnomalyModel:
-    return AnomalyModel(Constant(fault), "7", 0.5, {})  # type: ignore[arg-type]
+    return AnomalyModel(Constant(fault), "7", 0.5, {})
 
 
 def estimator(quantile: float = 0.05) -> GapEstimator:
-    return GapEstimator(Constant(SHARE), Constant(PLAIN), quantile, "g1")  # type: ignore[arg-type]
+    return GapEstimator(Constant(SHARE), Constant(PLAIN), quantile, "g1")
 
 
 def gap_of(simulated: Any) -> tuple[Reading, Reading, Reading]:

@@ -267,6 +267,7 @@ def test_a_counter_reset_is_rejected_and_counting_starts_again(rigs: list[Rig]) 
             want.import_wh,
         )
         base = profile.cumulative_mwh(START_S + 30 * HALF_HOUR_S)
+        assert want.generation_counter_wh is not None
         assert reading.generation_counter_wh == want.generation_counter_wh - base[0] // 1_000
 
 

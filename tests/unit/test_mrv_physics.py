@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pvlib import irradiance, location  # type: ignore[import-untyped]
+from pvlib import irradiance, location
 
 from reco2.ledger.calendar import INTERVAL_S, jst_midnight_s
 from reco2.mrv import physics
@@ -36,8 +36,8 @@ CAPACITY_W = 4_500
 FULL_INTERVAL_WH = CAPACITY_W * INTERVAL_S // 3_600  # 2,250 Wh: the rating for half an hour
 
 
-def at(*fields: int, tz: dt.tzinfo = JST) -> int:
-    return int(dt.datetime(*fields, tzinfo=tz).timestamp())  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: dt.tzinfo = JST) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=tz).timestamp())
 
 
 def apparent_elevation_deg(latitude: float, longitude: float, start_s: int, minutes: int) -> object:

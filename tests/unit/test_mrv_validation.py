@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pytest
-from pvlib import irradiance, location  # type: ignore[import-untyped]
+from pvlib import irradiance, location
 from tests.support import Ledger, add_device, device_action, seed_of, world
 
 from reco2.ledger import tx
@@ -75,7 +76,7 @@ def reading(
         import_wh=0, generation_counter_wh=None, export_counter_wh=None
     )
     values.update(fields)
-    return Reading(device_id, start_s, generation_wh, export_wh, **values)  # type: ignore[arg-type]
+    return Reading(device_id, start_s, generation_wh, export_wh, **values)
 
 
 def signed(r: Reading, key_of: str | None = None) -> bytes:
@@ -298,7 +299,7 @@ def test_a_reading_before_the_commissioning_day_is_refused(ledger: Ledger) -> No
     ],
     ids=["generation", "export", "import", "generation-counter", "export-counter"],
 )
-def test_negative_energy_is_refused(ledger: Ledger, fields: dict[str, int]) -> None:
+def test_negative_energy_is_refused(ledger: Ledger, fields: dict[str, Any]) -> None:
     assert Reason.energy_must_not_be_negative in reasons(run(ledger, reading(**fields)))
 
 

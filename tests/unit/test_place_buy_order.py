@@ -277,7 +277,7 @@ CASES = [
     case("bad seller id", buy_action("B", 1_000, 100, sellers=["m o e"]), Outcome.invalid_id),
     case(
         "unknown source",
-        buy_action("B", 1_000, 100, sources=["coal"]),  # type: ignore[list-item]
+        buy_action("B", 1_000, 100, sources=["coal"]),
         Outcome.malformed_transaction,
     ),
     case(

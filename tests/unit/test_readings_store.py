@@ -13,6 +13,7 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -84,7 +85,9 @@ def judge(
     return [validate(raw, context) for raw in raws]
 
 
-def put(ledger: Ledger, store: ReadingsStore, *raws: bytes, now_s: int = NOW_S) -> list[tuple]:
+def put(
+    ledger: Ledger, store: ReadingsStore, *raws: bytes, now_s: int = NOW_S
+) -> list[tuple[Any, ...]]:
     """Validate and record, returning (status, reasons) per reading."""
     answers = store.record(judge(ledger, store, list(raws), now_s), RECEIVED_S)
     return [(a.status, a.reasons) for a in answers]
