@@ -109,18 +109,13 @@ class Gate:
     ) -> int:
         """Screen and record every day of ``days`` (of a device in ``devices``) that this model
         version has not screened; returns how many days were screened."""
-        known = [d for d in days if d.device_id in devices]
+        known, infos = _known(devices, days)
         todo = [d for d in known if not self._screened(d)]
         if not todo:
             return 0
-        infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
-        for chunk in _chunks(sorted({d.day_start_s for d in todo})):
-            window = _load_window(store, infos, chunk[0], chunk[-1] + DAY_S)
+        for window, _, in_chunk in _chunk_windows(store, infos, todo, days_after=0):
             screening = screen(self.model, window)
-            in_chunk = set(chunk)
-            for day in todo:
-                if day.day_start_s not in in_chunk:
-                    continue
+            for day in in_chunk:
                 flags = []
                 for i in range(INTERVALS_PER_DAY):
                     start = day.day_start_s + i * INTERVAL_S
@@ -146,16 +141,12 @@ class Gate:
         estimator = self.estimator
         if estimator is None or not self.policy.allow_estimates:
             return 0
-        known = [d for d in days if d.device_id in devices]
-        infos = [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
+        known, infos = _known(devices, days)
         filled = 0
-        for chunk in _chunks(sorted({d.day_start_s for d in known})):
-            end_s = chunk[-1] + 2 * DAY_S  # the day after: its registers bound a gap at the end
-            window = _load_window(store, infos, chunk[0], end_s)
+        # with the day after: its registers bound a gap at the end of a day
+        for window, end_s, in_chunk in _chunk_windows(store, infos, known, days_after=1):
             usable, doubtful, flagged = self._usable(window, end_s)
             targets = np.zeros(window.present.shape, dtype=bool)
-            chunk_days = set(chunk)
-            in_chunk = [d for d in known if d.day_start_s in chunk_days]
             for day in in_chunk:
                 where = window.position(day.device_id, day.day_start_s)
                 assert where is not None
@@ -268,6 +259,26 @@ def _chunks(day_starts: list[int]) -> Iterator[list[int]]:
         chunk.append(start_s)
     if chunk:
         yield chunk
+
+
+def _known(
+    devices: Mapping[str, Device], days: Sequence[PendingDay]
+) -> tuple[list[PendingDay], list[DeviceInfo]]:
+    """The days of a device in ``devices``, and those devices (sorted by id)."""
+    known = [d for d in days if d.device_id in devices]
+    return known, [DeviceInfo.of(devices[i]) for i in sorted({d.device_id for d in known})]
+
+
+def _chunk_windows(
+    store: ReadingsStore, infos: Sequence[DeviceInfo], days: Sequence[PendingDay], days_after: int
+) -> Iterator[tuple[Window, int, list[PendingDay]]]:
+    """The ``days`` in chunks (``_chunks``): per chunk, the devices' window from their history
+    to ``days_after`` days after the chunk's last day, that window's end, and the chunk's days."""
+    for chunk in _chunks(sorted({d.day_start_s for d in days})):
+        end_s = chunk[-1] + (1 + days_after) * DAY_S
+        in_chunk = set(chunk)
+        window = _load_window(store, infos, chunk[0], end_s)
+        yield window, end_s, [d for d in days if d.day_start_s in in_chunk]
 
 
 def _load_window(
