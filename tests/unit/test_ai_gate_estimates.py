@@ -23,7 +23,7 @@ from reco2.ai.model import AnomalyModel, ModelError
 from reco2.ai.review import Flag, ReviewStore
 from reco2.ai.screened import build_screened_issuance
 from reco2.mrv.readings import Reading, reading_id, self_consumed_wh
-from reco2.mrv.store import DAY_S
+from reco2.mrv.store import DAY_S, PendingDay, ReadingsStore
 
 NOW_S = 2_000_000_000
 FLEET = FleetSpec(seed=5, devices=4, days=3, fault_rate=0.0, drifts=0)
@@ -69,6 +69,21 @@ def gap_of(simulated: Any) -> tuple[Reading, Reading, Reading]:
     return before, gap, after
 
 
+def middle_day(
+    tmp_path: Path, leave_out_gap: bool
+) -> tuple[Any, tuple[Reading, Reading, Reading], ReadingsStore, int, list[PendingDay]]:
+    """The fleet stored (without the ``gap_of`` reading when ``leave_out_gap``): the simulation,
+    that gap with its readings either side, the store, the middle day's start and the pending
+    days."""
+    simulated = simulate(FLEET)
+    around = gap_of(simulated)
+    gap = around[1]
+    leave_out = {(gap.device_id, gap.interval_start_s)} if leave_out_gap else set()
+    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, leave_out)
+    day_start_s = simulated.fleet.start_s + DAY_S
+    return simulated, around, store, day_start_s, store.pending_days(simulated.fleet.end_s)
+
+
 def proven_wh(before: Reading, after: Reading) -> int:
     """What the registers prove was self-consumed in the interval between (G - X)."""
     assert before.generation_counter_wh is not None and after.generation_counter_wh is not None
@@ -79,11 +94,7 @@ def proven_wh(before: Reading, after: Reading) -> int:
 
 
 def test_a_gap_issues_apart_and_never_above_what_the_registers_prove(tmp_path: Path) -> None:
-    simulated = simulate(FLEET)
-    before, gap, after = gap_of(simulated)
-    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, {(gap.device_id, gap.interval_start_s)})
-    day_start_s = simulated.fleet.start_s + DAY_S
-    pending = store.pending_days(simulated.fleet.end_s)
+    simulated, (before, gap, after), store, day_start_s, pending = middle_day(tmp_path, True)
     with ReviewStore(tmp_path / "review.sqlite") as review:
         gate = Gate(model(0.1), review, estimator=estimator(), policy=EstimationPolicy(True))
         gate.screen_pending(store, simulated.devices, pending, NOW_S)
@@ -130,11 +141,7 @@ def test_a_gap_issues_apart_and_never_above_what_the_registers_prove(tmp_path: P
 
 @pytest.mark.parametrize("policy", [EstimationPolicy(), None])
 def test_with_the_policy_off_nothing_is_estimated(tmp_path: Path, policy: Any) -> None:
-    simulated = simulate(FLEET)
-    _, gap, _ = gap_of(simulated)
-    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, {(gap.device_id, gap.interval_start_s)})
-    day_start_s = simulated.fleet.start_s + DAY_S
-    pending = store.pending_days(simulated.fleet.end_s)
+    simulated, (_, gap, _), store, day_start_s, pending = middle_day(tmp_path, True)
     with ReviewStore(tmp_path / "review.sqlite") as review:
         if policy is None:  # no estimator at all
             gate = Gate(model(0.1), review)
@@ -155,14 +162,10 @@ def test_with_the_policy_off_nothing_is_estimated(tmp_path: Path, policy: Any) -
 def test_flagged_readings_are_filled_only_when_the_policy_says_and_without_registers(
     tmp_path: Path,
 ) -> None:
-    simulated = simulate(FLEET)
-    before, noon, after = gap_of(simulated)
-    store, _ = stored_fleet(tmp_path, FLEET, NOW_S, set())
-    day_start_s = simulated.fleet.start_s + DAY_S
+    simulated, (before, noon, after), store, day_start_s, pending = middle_day(tmp_path, False)
     half_hour_wh = simulated.devices[noon.device_id].capacity_w / 2
     assert proven_wh(before, after) > PLAIN * half_hour_wh  # the registers would claim more
     rid = reading_id(noon.device_id, noon.interval_start_s)
-    pending = store.pending_days(simulated.fleet.end_s)
     day = next(d for d in pending if (d.device_id, d.day_start_s) == (noon.device_id, day_start_s))
     later = NOW_S + 10 * DAY_S  # after the review window: the unreleased reading drops
     for fill_flagged in (False, True):
