@@ -24,9 +24,7 @@ from tests.e2e.test_meter_to_value import (
     STEP_TIMEOUT_S,
     Row,
     jst_day,
-    running_intake,
-    simulate_args,
-    stored_rows,
+    send_simulated,
 )
 
 DEVICES = 6
@@ -70,21 +68,17 @@ def test_gaps_issue_apart_and_a_buyer_can_exclude_them(tmp_path: Path) -> None:
     run_cli("init", "-d", data_dir, "--chain-id", "reco2-estimates")
     train_anomaly_model(model, DEVICES, DAYS, STEP_TIMEOUT_S)
     gaps_meta = json.loads(model.with_name("anomaly-gaps.json").read_text())
-    with running_intake(data_dir, store_url, tmp_path / "intake.log", None) as intake:
-        sim = run_cli(
-            *simulate_args(data_dir, DEVICES, DAYS, SEED),
-            "--http",
-            intake.url,
-            "--faults",
-            "gaps",
-            "--fault-rate",
-            "0.3",
-            timeout=STEP_TIMEOUT_S,
-        )
-        send = json.loads(sim.stdout)["send"]
-        assert send["sent"] == send["acknowledged"] and not send["errors"], send
-        intake.stop()
-    rows = stored_rows(store_path)
+    fleet = (DEVICES, DAYS, SEED)
+    rows = send_simulated(
+        data_dir,
+        store_path,
+        tmp_path / "intake.log",
+        fleet,
+        "--faults",
+        "gaps",
+        "--fault-rate",
+        "0.3",
+    )
 
     # --estimate-gaps is a policy: not without --model, and off unless asked
     refused = run_cli("issue-days", "-d", data_dir, "--key", "mrv", "--estimate-gaps", expect=1)

@@ -265,6 +265,22 @@ def expected_batches(rows: dict[tuple[str, int], Row]) -> dict[str, Expected]:
     return out
 
 
+def send_simulated(
+    data_dir: Path, store_path: Path, log_path: Path, fleet: tuple[int, int, int], *extra: object
+) -> dict[tuple[str, int], Row]:
+    """`reco2 simulate` of a fleet (devices, days, seed) with ``extra`` options (faults) over
+    HTTP to an intake storing in ``store_path`` (SQLite); every reading is acknowledged without
+    errors. Returns the stored rows."""
+    with running_intake(data_dir, f"sqlite://{store_path}", log_path, None) as intake:
+        sim = run_cli(
+            *simulate_args(data_dir, *fleet), "--http", intake.url, *extra, timeout=STEP_TIMEOUT_S
+        )
+        send = json.loads(sim.stdout)["send"]
+        assert send["sent"] == send["acknowledged"] and not send["errors"], send
+        intake.stop()
+    return stored_rows(store_path)
+
+
 def simulate_args(data_dir: Path, devices: int, days: int, seed: int) -> list[object]:
     return [
         "simulate",

@@ -28,9 +28,7 @@ from tests.e2e.test_meter_to_value import (
     STEP_TIMEOUT_S,
     Row,
     jst_day,
-    running_intake,
-    simulate_args,
-    stored_rows,
+    send_simulated,
 )
 
 DEVICES = 8
@@ -80,23 +78,10 @@ def test_flagged_readings_issue_nothing_until_the_authority_releases_them(
     version = json.loads(model.with_suffix(".json").read_text())["version"]
 
     manifest_path = tmp_path / "faults.json"
-    with running_intake(data_dir, store_url, tmp_path / "intake.log", None) as intake:
-        sim = run_cli(
-            *simulate_args(data_dir, DEVICES, DAYS, SEED),
-            "--http",
-            intake.url,
-            "--faults",
-            "copy",
-            "--fault-rate",
-            "0.06",
-            "--manifest",
-            manifest_path,
-            timeout=STEP_TIMEOUT_S,
-        )
-        send = json.loads(sim.stdout)["send"]
-        assert send["sent"] == send["acknowledged"] and not send["errors"], send
-        intake.stop()
-    rows = stored_rows(store_path)
+    faults = ("--faults", "copy", "--fault-rate", "0.06", "--manifest", manifest_path)
+    rows = send_simulated(
+        data_dir, store_path, tmp_path / "intake.log", (DEVICES, DAYS, SEED), *faults
+    )
     copied = {
         (entry["device_id"], jst_day(entry["interval_start_s"]).isoformat())
         for entry in json.loads(manifest_path.read_text())["entries"]
