@@ -507,10 +507,7 @@ def day_rise(window: Window) -> FloatArray:
     neighbours over its median on the window's first days (how far the roof reads above its
     usual share of its place's weather; for a drifting meter, about the log of its gain)."""
     cf = capacity_factor(window)
-    neighbours = neighbour_median(window, cf)
-    replays = replay_shares(window)
-    copied = copy_features(window, cf, neighbours)
-    fit = trusted(window, replays, copied["copy_share"])
+    fit = trusted(window, replay_shares(window), copy_partners(window)[0])
     weather = neighbour_median(window, np.where(fit, cf, np.nan))
     day_ratio = day_log_ratio(cf, shaped_weather(cf, weather, fit), fit)
     out: FloatArray = day_ratio - reference(day_ratio, REFERENCE_DAYS)
